@@ -1,0 +1,239 @@
+//! The `airclass` command line: a thin shell over the library.
+
+use airclass::media::demo;
+use airclass::playout::{self, Pace, Sink};
+use airclass::schedule::Schedule;
+use airclass::time::{BroadcastDay, parse_time_of_day};
+use airclass::{rundown, timetable};
+use chrono::{NaiveDate, NaiveDateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Parser)]
+#[command(name = "airclass", version, about = "Playout scheduler for an education TV channel")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check a channel directory (channel.yaml and weeks/*.yaml); errors are FILE:LINE:COL.
+    Validate { channel: PathBuf },
+    /// Print the frame-exact rundown of one broadcast day.
+    Build {
+        channel: PathBuf,
+        #[arg(long)]
+        date: NaiveDate,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Write the public timetable (JSON) of every loaded week to a directory.
+    Publish {
+        channel: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Media tools.
+    Media {
+        #[command(subcommand)]
+        cmd: MediaCmd,
+    },
+    /// Render a window of a day to an MPEG-TS file, faster than real time.
+    Render {
+        channel: PathBuf,
+        #[arg(long)]
+        date: NaiveDate,
+        /// Local start time, HH:MM[:SS].
+        #[arg(long)]
+        from: String,
+        /// Local end time; earlier than --from means the next morning.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "as-run")]
+        as_run_dir: PathBuf,
+    },
+    /// Play out in real time, locked to the clock, joining the item on air now.
+    Air {
+        channel: PathBuf,
+        /// udp://HOST:PORT or file:PATH.ts; repeat for several outputs.
+        #[arg(long = "output", required = true)]
+        outputs: Vec<String>,
+        /// Air as if the local time now were this ("2020-02-17 08:00"): for past sample weeks.
+        #[arg(long)]
+        as_if: Option<String>,
+        /// Stop after this many seconds (default: run until interrupted).
+        #[arg(long = "for")]
+        seconds: Option<u64>,
+        #[arg(long, default_value = "as-run")]
+        as_run_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum MediaCmd {
+    /// Generate the sample media the schedule refers to (skips files that exist).
+    Demo {
+        channel: PathBuf,
+        /// Make this day's media first.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Only make this day's media (and the channel's slate, filler and break).
+        #[arg(long)]
+        only: bool,
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(dir: &Path) -> Result<Schedule, String> {
+    Schedule::load(dir).map_err(|e| e.to_string())
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.cmd {
+        Cmd::Validate { channel } => {
+            let s = load(&channel)?;
+            let entries: usize = s.weeks.iter().flat_map(|w| w.days.values()).map(|d| d.lessons.values().map(Vec::len).sum::<usize>() + d.extras.len() + d.pinned.len()).sum();
+            println!("{}: OK ({} week(s), {} entries)", channel.display(), s.weeks.len(), entries);
+            Ok(())
+        }
+        Cmd::Build { channel, date, format } => {
+            let s = load(&channel)?;
+            let r = rundown::build(&s, date);
+            match format {
+                Format::Table => print!("{}", rundown::to_table(&r)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rundown::to_json(&r)).expect("json")),
+            }
+            Ok(())
+        }
+        Cmd::Publish { channel, out } => {
+            let s = load(&channel)?;
+            for w in &s.weeks {
+                let days: Vec<_> = (0..7).map(|i| timetable::day(&rundown::build(&s, w.start + chrono::Days::new(i)))).collect();
+                let files = timetable::publish::week(&out, &w.name, &days).map_err(|e| format!("{}: {e}", out.display()))?;
+                println!("published {} ({} files) under {}", w.name, files.len(), out.join(&s.channel.id).display());
+            }
+            Ok(())
+        }
+        Cmd::Media { cmd: MediaCmd::Demo { channel, date, only, jobs } } => {
+            let s = load(&channel)?;
+            let cfg = demo::DemoConfig::load(&channel)?;
+            let first: Vec<NaiveDate> = date.into_iter().collect();
+            let mut specs = demo::specs(&s, &cfg, &first);
+            if only && let Some(d) = date {
+                let keep: Vec<String> = rundown::build(&s, d).items.into_iter().map(|i| i.media).collect();
+                let ch = &s.channel;
+                specs.retain(|sp| keep.contains(&sp.media) || [&ch.slate, &ch.filler, &ch.break_media].contains(&&sp.media));
+            }
+            let started = std::time::Instant::now();
+            let failed = std::sync::atomic::AtomicUsize::new(0);
+            let made = demo::make_all(&specs, jobs, &|sp, res| match res {
+                Ok(()) => println!("made {}", sp.media),
+                Err(e) => {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    eprintln!("FAILED {}: {e}", sp.media);
+                }
+            });
+            println!("{made} file(s) made, {} already there, in {:.1} s", specs.len() - made, started.elapsed().as_secs_f64());
+            match failed.into_inner() {
+                0 => Ok(()),
+                n => Err(format!("{n} file(s) could not be made")),
+            }
+        }
+        Cmd::Render { channel, date, from, to, out, as_run_dir } => {
+            let s = load(&channel)?;
+            let ch = &s.channel;
+            let (from, to) = (parse_time_of_day(&from)?, parse_time_of_day(&to)?);
+            let day = BroadcastDay::new(date, ch.day_start, ch.tz, ch.rate);
+            let start = day.frame_of_local(from, ch.day_start, ch.tz);
+            let mut end = day.frame_of_local(to, ch.day_start, ch.tz);
+            if end <= start {
+                // The window runs into the next broadcast day.
+                let next = BroadcastDay::new(date.succ_opt().expect("date"), ch.day_start, ch.tz, ch.rate);
+                end = day.len() + next.frame_of_local(to, ch.day_start, ch.tz);
+            }
+            let started = std::time::Instant::now();
+            let sum = playout::run(playout::Run {
+                schedule: &s,
+                start: day.instant(start),
+                frames: Some(end - start),
+                sinks: vec![Sink::File(out.clone())],
+                pace: Pace::AsFastAsPossible,
+                shift: chrono::Duration::zero(),
+                as_run_dir: &as_run_dir,
+                stop: Arc::new(AtomicBool::new(false)),
+            })?;
+            let secs = started.elapsed().as_secs_f64();
+            let aired = sum.frames as f64 * ch.rate.den as f64 / ch.rate.num as f64;
+            println!(
+                "rendered {} frames ({} items, {} faults) to {} in {secs:.1} s ({:.1}x real time)",
+                sum.frames,
+                sum.items,
+                sum.faults,
+                out.display(),
+                aired / secs
+            );
+            Ok(())
+        }
+        Cmd::Air { channel, outputs, as_if, seconds, as_run_dir } => {
+            let s = load(&channel)?;
+            let ch = &s.channel;
+            let sinks: Vec<Sink> = outputs.iter().map(|o| o.parse()).collect::<Result<_, _>>()?;
+            let now = Utc::now();
+            let shift = match as_if {
+                Some(t) => {
+                    let naive = NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M")
+                        .or_else(|_| NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M"))
+                        .or_else(|_| NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S"))
+                        .map_err(|_| format!("--as-if `{t}`: write a local date and time like \"2020-02-17 08:00\""))?;
+                    airclass::time::local_to_utc(naive.date(), naive.time(), ch.tz) - now
+                }
+                None => chrono::Duration::zero(),
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+            }
+            for o in &sinks {
+                match o {
+                    Sink::Udp { host, port } => println!("on air to udp://{host}:{port}  (watch: ffplay udp://{host}:{port})"),
+                    Sink::File(p) => println!("on air to {}", p.display()),
+                }
+            }
+            let sum = playout::run(playout::Run {
+                schedule: &s,
+                start: now + shift,
+                frames: seconds.map(|secs| ch.rate.frames_floor(secs as i128 * 1_000_000_000)),
+                sinks,
+                pace: Pace::RealTime,
+                shift,
+                as_run_dir: &as_run_dir,
+                stop,
+            })?;
+            println!("off air after {} frames ({} items, {} faults)", sum.frames, sum.items, sum.faults);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! One short-lived decode pipeline per item: any file GStreamer reads, conformed to the channel
+//! format (size with letter/pillarbox by display aspect, frame rate, 48 kHz stereo) and handed
+//! to the engine frame by frame. Timestamps from the file only place frames and samples; the
+//! engine owns the output timeline.
+
+use super::output::{AUDIO_CHANNELS, AUDIO_RATE};
+use crate::schedule::Channel;
+use crate::time::{FrameRate, Frames};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a decoder may produce nothing before the engine gives up on it and fills.
+const STALL: Duration = Duration::from_secs(3);
+/// How long opening (preroll and seek) may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+const BYTES_PER_SAMPLE: usize = 2 * AUDIO_CHANNELS as usize;
+
+/// Why a decoder stopped giving pictures before its item ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The media ended (or has no video): normal for media shorter than its slot.
+    Eos,
+    /// The decoder reported an error mid-item (a truncated or corrupt file).
+    Error(String),
+    /// No data for longer than the stall limit.
+    Stalled,
+}
+
+pub struct Decoder {
+    pipeline: gst::Pipeline,
+    video: gst_app::AppSink,
+    audio: gst_app::AppSink,
+    has_video: Arc<AtomicBool>,
+    has_audio: Arc<AtomicBool>,
+    rate: FrameRate,
+    looping: bool,
+    /// Item-local frame at the decoder's running time 0: the join offset, or where a loop restarted.
+    first: Frames,
+    pending: Option<(Frames, gst::Buffer)>,
+    last: Option<gst::Buffer>,
+    ended: Option<Ended>,
+    audio_eos: bool,
+    /// Decoded audio not yet aired: interleaved S16LE starting at sample `audio_start`.
+    fifo: VecDeque<u8>,
+    audio_start: i64,
+}
+
+/// Samples of 48 kHz audio before item-local frame `k` (exact for any frame rate).
+pub fn samples_before(k: Frames, rate: FrameRate) -> i64 {
+    ((k as i128 * AUDIO_RATE as i128 * rate.den as i128) / rate.num as i128) as i64
+}
+
+impl Decoder {
+    /// Open `path` (or a URI), positioned at item-local frame `offset`. A looping item starts at
+    /// `offset` modulo the media's length.
+    pub fn open(path: &str, ch: &Channel, offset: Frames, looping: bool) -> Result<Decoder, String> {
+        let uri = if path.contains("://") {
+            path.to_string()
+        } else {
+            let p = ch.media_path(path);
+            let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            if meta.len() == 0 {
+                return Err(format!("{}: the file is empty", p.display()));
+            }
+            let abs = std::path::absolute(&p).unwrap_or(p);
+            gst::glib::filename_to_uri(Path::new(&abs), None).map_err(|e| e.to_string())?.to_string()
+        };
+        let (par_n, par_d) = ch.pixel_aspect();
+        let vdesc = format!(
+            "queue max-size-buffers=4 max-size-bytes=0 max-size-time=0 ! videoconvert ! deinterlace mode=auto \
+             ! videoscale add-borders=true ! videorate \
+             ! capsfilter caps=video/x-raw,format=I420,width={},height={},framerate={}/{},pixel-aspect-ratio={par_n}/{par_d} \
+             ! appsink name=sink sync=false max-buffers=8 drop=false enable-last-sample=false",
+            ch.width, ch.height, ch.rate.num, ch.rate.den
+        );
+        let adesc = format!(
+            "queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 ! audioconvert ! audioresample \
+             ! capsfilter caps=audio/x-raw,format=S16LE,layout=interleaved,rate={AUDIO_RATE},channels={AUDIO_CHANNELS} \
+             ! appsink name=sink sync=false max-buffers=0 drop=false enable-last-sample=false"
+        );
+        let branch = |d: &str| gst::parse::bin_from_description(d, true).map_err(|e| e.to_string());
+        let (vbin, abin) = (branch(&vdesc)?, branch(&adesc)?);
+        let sink = |b: &gst::Bin| b.by_name("sink").expect("sink").downcast::<gst_app::AppSink>().expect("appsink");
+        let (video, audio) = (sink(&vbin), sink(&abin));
+
+        let pipeline = gst::Pipeline::new();
+        let src = gst::ElementFactory::make("uridecodebin").property("uri", &uri).build().map_err(|e| e.to_string())?;
+        pipeline.add(&src).map_err(|e| e.to_string())?;
+        let (has_video, has_audio) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        {
+            let (pipe, hv, ha) = (pipeline.downgrade(), has_video.clone(), has_audio.clone());
+            // Link the first video and the first audio stream; extra streams (subtitles, data,
+            // second audio) are left unlinked and ignored.
+            src.connect_pad_added(move |_, pad| {
+                let Some(pipe) = pipe.upgrade() else { return };
+                let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+                let name = caps.structure(0).map(|s| s.name().to_string()).unwrap_or_default();
+                let (bin, flag) = if name.starts_with("video/") {
+                    (&vbin, &hv)
+                } else if name.starts_with("audio/") {
+                    (&abin, &ha)
+                } else {
+                    return;
+                };
+                if flag.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                let _ = pipe.add(bin);
+                let _ = bin.sync_state_with_parent();
+                if let Some(sinkpad) = bin.static_pad("sink") {
+                    let _ = pad.link(&sinkpad);
+                }
+            });
+        }
+        let d = Decoder {
+            pipeline,
+            video,
+            audio,
+            has_video,
+            has_audio,
+            rate: ch.rate,
+            looping,
+            first: offset,
+            pending: None,
+            last: None,
+            ended: None,
+            audio_eos: false,
+            fifo: VecDeque::new(),
+            audio_start: samples_before(offset, ch.rate),
+        };
+        d.pipeline.set_state(gst::State::Paused).map_err(|_| format!("{uri}: cannot be opened"))?;
+        d.wait_async()?;
+        let mut seek_frames = offset;
+        if looping && offset > 0 {
+            let len = d.pipeline.query_duration::<gst::ClockTime>().map(|t| ch.rate.frames_floor(t.nseconds() as i128)).unwrap_or(0);
+            if len > 0 {
+                seek_frames = offset % len;
+            }
+        }
+        if seek_frames > 0 {
+            let pos = gst::ClockTime::from_nseconds(ch.rate.nanos(seek_frames) as u64);
+            d.pipeline
+                .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, pos)
+                .map_err(|_| format!("{uri}: cannot seek to {pos}"))?;
+            d.wait_async()?;
+        }
+        d.pipeline.set_state(gst::State::Playing).map_err(|_| format!("{uri}: cannot be played"))?;
+        Ok(d)
+    }
+
+    /// Wait until the pipeline has prerolled, or fail with the pipeline's error.
+    fn wait_async(&self) -> Result<(), String> {
+        let bus = self.pipeline.bus().expect("bus");
+        let deadline = Instant::now() + OPEN_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("the media did not open within 10 s".into());
+            }
+            let msg = bus.timed_pop_filtered(
+                gst::ClockTime::from_mseconds(left.as_millis() as u64),
+                &[gst::MessageType::AsyncDone, gst::MessageType::Error],
+            );
+            match msg.as_ref().map(|m| m.view()) {
+                Some(gst::MessageView::AsyncDone(_)) => return Ok(()),
+                Some(gst::MessageView::Error(e)) => return Err(e.error().to_string()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Why the pictures ended early, if they did.
+    pub fn ended(&self) -> Option<&Ended> {
+        self.ended.as_ref()
+    }
+
+    /// The picture for item-local frame `k` (called with k, k+1, ...), or None once the media has
+    /// no more pictures for this item. A frame missing in the media repeats the previous one.
+    pub fn video(&mut self, k: Frames) -> Option<gst::Buffer> {
+        if !self.has_video.load(Ordering::SeqCst) {
+            self.ended.get_or_insert(Ended::Eos);
+        }
+        let started = Instant::now();
+        loop {
+            if let Some((idx, buf)) = self.pending.take() {
+                if idx == k {
+                    self.last = Some(buf.clone());
+                    return Some(buf);
+                }
+                if idx > k {
+                    let hold = self.last.clone().unwrap_or_else(|| buf.clone());
+                    self.pending = Some((idx, buf));
+                    return Some(hold);
+                }
+            }
+            if self.ended.is_some() {
+                return None;
+            }
+            if let Some(err) = self.bus_error() {
+                self.ended = Some(Ended::Error(err));
+                return None;
+            }
+            match self.video.try_pull_sample(gst::ClockTime::from_mseconds(20)) {
+                Some(s) => {
+                    let idx = self.local_frame(&s).unwrap_or(k);
+                    if let Some(buf) = s.buffer_owned() {
+                        self.pending = Some((idx, buf));
+                    }
+                }
+                None if self.video.is_eos() => {
+                    if self.looping && self.restart(k) {
+                        continue;
+                    }
+                    self.ended = Some(Ended::Eos);
+                }
+                None if started.elapsed() > STALL => self.ended = Some(Ended::Stalled),
+                None => {}
+            }
+            self.drain_audio();
+        }
+    }
+
+    /// The 48 kHz stereo samples (S16LE, interleaved) for item-local frame `k`; silence where the
+    /// media has none.
+    pub fn audio(&mut self, k: Frames) -> Vec<u8> {
+        let (s0, s1) = (samples_before(k, self.rate), samples_before(k + 1, self.rate));
+        let started = Instant::now();
+        while self.has_audio.load(Ordering::SeqCst)
+            && !self.audio_eos
+            && self.fifo_end() < s1
+            && !matches!(self.ended, Some(Ended::Error(_)) | Some(Ended::Stalled))
+        {
+            match self.audio.try_pull_sample(gst::ClockTime::from_mseconds(20)) {
+                Some(s) => self.push_audio(&s),
+                None if self.audio.is_eos() => self.audio_eos = true,
+                None if started.elapsed() > STALL => {
+                    self.ended.get_or_insert(Ended::Stalled);
+                    break;
+                }
+                None => {}
+            }
+        }
+        // Drop what lies before this frame, then take exactly this frame's samples.
+        let stale = ((s0 - self.audio_start).max(0) as usize * BYTES_PER_SAMPLE).min(self.fifo.len());
+        self.fifo.drain(..stale);
+        self.audio_start = self.audio_start.max(s0);
+        let want = (s1 - s0) as usize * BYTES_PER_SAMPLE;
+        let lead = ((self.audio_start - s0) as usize * BYTES_PER_SAMPLE).min(want);
+        let mut out = vec![0u8; want];
+        let take = (want - lead).min(self.fifo.len());
+        for (o, b) in out[lead..lead + take].iter_mut().zip(self.fifo.drain(..take)) {
+            *o = b;
+        }
+        self.audio_start = s1.max(self.audio_start);
+        out
+    }
+
+    fn fifo_end(&self) -> i64 {
+        self.audio_start + (self.fifo.len() / BYTES_PER_SAMPLE) as i64
+    }
+
+    fn drain_audio(&mut self) {
+        while let Some(s) = self.audio.try_pull_sample(gst::ClockTime::ZERO) {
+            self.push_audio(&s);
+        }
+    }
+
+    /// Put decoded audio at its place on the item's sample timeline: silence fills a gap, an
+    /// overlap with what is already queued is dropped.
+    fn push_audio(&mut self, s: &gst::Sample) {
+        let Some(buf) = s.buffer() else { return };
+        let Ok(map) = buf.map_readable() else { return };
+        let pos = match running_time(s) {
+            Some(rt) => samples_before(self.first, self.rate) + ((rt as i128 * AUDIO_RATE as i128 + 500_000_000) / 1_000_000_000) as i64,
+            None => self.fifo_end(),
+        };
+        let end = self.fifo_end();
+        let mut data: &[u8] = &map;
+        if pos > end {
+            self.fifo.extend(std::iter::repeat_n(0u8, (pos - end) as usize * BYTES_PER_SAMPLE));
+        } else if pos < end {
+            let skip = ((end - pos) as usize * BYTES_PER_SAMPLE).min(data.len());
+            data = &data[skip..];
+        }
+        self.fifo.extend(data.iter().copied());
+    }
+
+    /// The item-local frame a decoded picture belongs to, from its running time.
+    fn local_frame(&self, s: &gst::Sample) -> Option<Frames> {
+        let rt = running_time(s)?;
+        let half = self.rate.nanos(1) / 2;
+        Some(self.first + self.rate.frames_floor(rt as i128 + half))
+    }
+
+    /// Start a looping item's media again from its beginning at item-local frame `k`.
+    fn restart(&mut self, k: Frames) -> bool {
+        let ok = self.pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, gst::ClockTime::ZERO).is_ok();
+        if ok {
+            self.first = k;
+            self.audio_eos = false;
+            self.audio_start = self.audio_start.max(samples_before(k, self.rate));
+            self.fifo.clear();
+        }
+        ok
+    }
+
+    fn bus_error(&self) -> Option<String> {
+        let bus = self.pipeline.bus()?;
+        let m = bus.pop_filtered(&[gst::MessageType::Error])?;
+        match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Running time of a sample's buffer: time since the decoder's start (or its last seek).
+fn running_time(s: &gst::Sample) -> Option<u64> {
+    let pts = s.buffer()?.pts()?;
+    let seg = s.segment()?.downcast_ref::<gst::ClockTime>()?;
+    seg.to_running_time(pts).map(|t| t.nseconds())
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

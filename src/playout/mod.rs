@@ -1,0 +1,278 @@
+//! The playout engine. It owns the output timeline: it counts output frames, walks the rundowns
+//! frame by frame (across broadcast days), takes each frame from the item's decoder (or the
+//! slate when there is none), stamps it and pushes it to the one output pipeline. Rendering to a
+//! file and airing in real time run the same loop; only the pacing differs.
+
+pub mod asrun;
+mod decoder;
+pub mod output;
+
+use crate::rundown::{self, Item, Rundown};
+use crate::schedule::Schedule;
+use crate::time::{BroadcastDay, Frames};
+use asrun::{AsRun, Event};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use decoder::{Decoder, Ended, samples_before};
+use gstreamer as gst;
+pub use output::{Pace, Sink};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// What to play and how.
+pub struct Run<'a> {
+    pub schedule: &'a Schedule,
+    /// First on-air instant (schedule time); snapped to the frame that contains it.
+    pub start: DateTime<Utc>,
+    /// Number of frames to play; None plays until `stop` is set.
+    pub frames: Option<Frames>,
+    pub sinks: Vec<Sink>,
+    pub pace: Pace,
+    /// Schedule time minus wall-clock time (non-zero when airing a past week "as if now").
+    pub shift: ChronoDuration,
+    pub as_run_dir: &'a Path,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What the run did, for the caller to report.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub frames: Frames,
+    pub items: usize,
+    pub faults: usize,
+}
+
+/// Real time: how far ahead of the wall clock the engine prepares frames, and the delay from
+/// starting to the first frame on air (time to open the first item and fill the encoder).
+const LEAD: Duration = Duration::from_millis(1000);
+const STARTUP: Duration = Duration::from_millis(2000);
+
+/// The item on air and where it is.
+struct OnAir {
+    day: BroadcastDay,
+    index: usize,
+    item: Item,
+    decoder: Option<Decoder>,
+    ended_logged: bool,
+}
+
+/// A decoder being opened in the background for the item after the current one.
+struct Preparing {
+    key: (chrono::NaiveDate, String),
+    rx: mpsc::Receiver<Result<Decoder, String>>,
+}
+
+pub fn run(r: Run) -> Result<Summary, String> {
+    gst::init().map_err(|e| format!("GStreamer: {e}"))?;
+    let sched = r.schedule;
+    let ch = &sched.channel;
+    let rate = ch.rate;
+    let live = r.pace == Pace::RealTime;
+
+    // Where the output starts: in real time a little after now, so the first item can open.
+    let first_instant = if live { r.start + ChronoDuration::from_std(STARTUP).expect("small") } else { r.start };
+    let mut day = BroadcastDay::containing(first_instant, ch.day_start, ch.tz, rate);
+    let mut f = day.frame_at(first_instant);
+    if live && day.instant(f) < first_instant {
+        f += 1;
+    }
+    if f >= day.len() {
+        day = BroadcastDay::new(day.date.succ_opt().expect("date"), ch.day_start, ch.tz, rate);
+        f = 0;
+    }
+    let t0_wall = day.instant(f) - r.shift;
+    let mut rundown = rundown::build(sched, day.date);
+    warn_rundown(&rundown);
+
+    let out = output::Output::new(ch, &r.sinks, r.pace)?;
+    let slate = slate_frame(sched);
+    let mut asrun = AsRun::new(r.as_run_dir, &ch.id);
+    out.start(ch, live.then(|| t0_wall.timestamp_nanos_opt().expect("in range") as u64))?;
+
+    let mut summary = Summary::default();
+    let mut on_air: Option<OnAir> = None;
+    let mut preparing: Option<Preparing> = None;
+    let mut n: Frames = 0;
+    let mut result = Ok(());
+    let tz = ch.tz;
+    let log = |asrun: &mut AsRun, ev: Event, day: &BroadcastDay, item: &Item, f: Frames, n: Frames, planned: Frames, detail: Option<String>| {
+        asrun.log(&asrun::Entry {
+            event: ev,
+            logged: Utc::now().to_rfc3339(),
+            air_time: day.instant(f).with_timezone(&tz).to_rfc3339(),
+            date: day.date.to_string(),
+            item: &item.id,
+            kind: kind_name(item),
+            title: &item.title,
+            media: &item.media,
+            planned_frame: planned,
+            actual_frame: f,
+            output_frame: n,
+            detail,
+        });
+    };
+
+    while r.frames.is_none_or(|total| n < total) && !r.stop.load(Ordering::SeqCst) {
+        if f >= rundown.day.len() {
+            let next = rundown.day.date.succ_opt().expect("date");
+            rundown = rundown::build(sched, next);
+            warn_rundown(&rundown);
+            f = 0;
+        }
+        let Some(index) = rundown.index_at(f) else {
+            return Err(format!("rundown of {} has a hole at frame {f}", rundown.day.date));
+        };
+        // An item change: end the old one, put the new one on air, start preparing the next.
+        if on_air.as_ref().is_none_or(|a| a.day != rundown.day || a.index != index) {
+            if let Some(old) = on_air.take() {
+                // f is 0 of a new day when the old item ended with its day.
+                let old_f = if old.day == rundown.day { f } else { old.day.len() };
+                log(&mut asrun, Event::End, &old.day, &old.item, old_f, n, old.item.end(), None);
+            }
+            let item = rundown.items[index].clone();
+            let offset = f - item.start;
+            let key = (rundown.day.date, item.id.clone());
+            let opened = match preparing.take() {
+                Some(p) if p.key == key && offset == 0 => {
+                    p.rx.recv_timeout(if live { LEAD / 2 } else { Duration::from_secs(15) }).unwrap_or_else(|_| Err("the media was not ready in time".into()))
+                }
+                _ => Decoder::open(&item.media, ch, offset, item.kind.loops()),
+            };
+            let ev = if offset > 0 { Event::Join } else { Event::Start };
+            log(&mut asrun, ev, &rundown.day, &item, f, n, item.start, (offset > 0).then(|| format!("joined {offset} frames in")));
+            summary.items += 1;
+            let decoder = match opened {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    summary.faults += 1;
+                    log(&mut asrun, Event::Fault, &rundown.day, &item, f, n, item.start, Some(format!("slate: {e}")));
+                    None
+                }
+            };
+            preparing = prepare_next(sched, &rundown, index);
+            on_air = Some(OnAir { day: rundown.day, index, item, decoder, ended_logged: false });
+        }
+        let a = on_air.as_mut().expect("on air");
+        let k = f - a.item.start;
+        let (picture, sound) = match a.decoder.as_mut() {
+            Some(d) => {
+                let v = d.video(k);
+                let s = d.audio(k);
+                (v, s)
+            }
+            None => (None, vec![0u8; (samples_before(k + 1, rate) - samples_before(k, rate)) as usize * 4]),
+        };
+        if picture.is_none() && !a.ended_logged {
+            a.ended_logged = true;
+            let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
+            if let Some(why) = ended {
+                let detail = match &why {
+                    Ended::Eos => "media ended before its slot; slate to the slot's end".to_string(),
+                    Ended::Error(e) => format!("decoder error: {e}; slate to the slot's end"),
+                    Ended::Stalled => "decoder stalled; slate to the slot's end".to_string(),
+                };
+                if why != Ended::Eos || a.item.duration - k > rate.timecode_base() {
+                    summary.faults += 1;
+                    log(&mut asrun, Event::Fault, &rundown.day, &a.item.clone(), f, n, a.item.start, Some(detail));
+                }
+            }
+        }
+        let vbuf = stamp(picture.unwrap_or_else(|| slate.clone()), rate.nanos(n) as u64, (rate.nanos(n + 1) - rate.nanos(n)) as u64);
+        let abuf = {
+            let s0 = samples_before(n, rate);
+            let mut b = gst::Buffer::from_mut_slice(sound);
+            let pts = (s0 as u128 * 1_000_000_000 / output::AUDIO_RATE as u128) as u64;
+            let end = (samples_before(n + 1, rate) as u128 * 1_000_000_000 / output::AUDIO_RATE as u128) as u64;
+            stamp_mut(b.get_mut().expect("new buffer"), pts, end - pts);
+            b
+        };
+        if live {
+            let due = t0_wall + ChronoDuration::nanoseconds(rate.nanos(n) as i64) - ChronoDuration::from_std(LEAD).expect("small");
+            let wait = due - Utc::now();
+            if let Ok(w) = wait.to_std() {
+                std::thread::sleep(w);
+            }
+        }
+        if out.video.push_buffer(vbuf).is_err() || out.audio.push_buffer(abuf).is_err() {
+            result = Err(out.error().unwrap_or_else(|| "the output pipeline stopped accepting data".into()));
+            break;
+        }
+        if n % 250 == 0
+            && let Some(e) = out.error()
+        {
+            result = Err(format!("output error: {e}"));
+            break;
+        }
+        n += 1;
+        f += 1;
+    }
+    if let Some(a) = on_air.take() {
+        log(&mut asrun, Event::End, &rundown.day, &a.item, f, n, a.item.end(), Some("engine stopped".into()).filter(|_| f < a.item.end()));
+    }
+    summary.frames = n;
+    let finished = out.finish();
+    result.and(finished).map(|_| summary)
+}
+
+/// Open the decoder for the item after `index` (possibly the next day's first) in the background.
+fn prepare_next(sched: &Schedule, rd: &Rundown, index: usize) -> Option<Preparing> {
+    let (date, item) = match rd.items.get(index + 1) {
+        Some(it) => (rd.day.date, it.clone()),
+        None => {
+            let next = rd.day.date.succ_opt()?;
+            (next, rundown::build(sched, next).items.first()?.clone())
+        }
+    };
+    let (tx, rx) = mpsc::channel();
+    let ch = sched.channel.clone();
+    let key = (date, item.id.clone());
+    std::thread::spawn(move || {
+        let _ = tx.send(Decoder::open(&item.media, &ch, 0, item.kind.loops()));
+    });
+    Some(Preparing { key, rx })
+}
+
+fn kind_name(item: &Item) -> &'static str {
+    match item.kind {
+        rundown::ItemKind::Lesson => "lesson",
+        rundown::ItemKind::Strand => "strand",
+        rundown::ItemKind::Programme => "programme",
+        rundown::ItemKind::Break => "break",
+        rundown::ItemKind::Filler => "filler",
+    }
+}
+
+fn warn_rundown(r: &Rundown) {
+    for w in &r.warnings {
+        eprintln!("WARNING: {w}");
+    }
+}
+
+fn stamp(mut b: gst::Buffer, pts: u64, dur: u64) -> gst::Buffer {
+    stamp_mut(b.make_mut(), pts, dur);
+    b
+}
+
+fn stamp_mut(b: &mut gst::BufferRef, pts: u64, dur: u64) {
+    b.set_pts(gst::ClockTime::from_nseconds(pts));
+    b.set_dts(gst::ClockTime::from_nseconds(pts));
+    b.set_duration(gst::ClockTime::from_nseconds(dur));
+}
+
+/// The picture aired when an item's media cannot be played: the first frame of the channel's
+/// slate media, or a plain dark frame if even that cannot be read.
+fn slate_frame(sched: &Schedule) -> gst::Buffer {
+    let ch = &sched.channel;
+    if let Ok(mut d) = Decoder::open(&ch.slate, ch, 0, false)
+        && let Some(b) = d.video(0)
+    {
+        return b;
+    }
+    eprintln!("WARNING: slate media {} cannot be read; airing a plain dark frame as slate", ch.slate);
+    let (y, uv) = ((ch.width * ch.height) as usize, (ch.width * ch.height / 4) as usize);
+    let mut data = vec![32u8; y];
+    data.extend(std::iter::repeat_n(128u8, 2 * uv));
+    gst::Buffer::from_mut_slice(data)
+}

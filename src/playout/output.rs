@@ -1,0 +1,232 @@
+//! The one persistent output pipeline: raw video and audio pushed by the engine are encoded
+//! (H.264 + AAC), multiplexed into a constant-bitrate MPEG-TS with PAT/PMT/SDT and regular PCR,
+//! and sent to every output (UDP, file). It lives for the whole run; items never touch it.
+
+use crate::schedule::Channel;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::path::PathBuf;
+
+/// Where the transport stream goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Udp { host: String, port: u16 },
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Sink {
+    type Err = String;
+    /// `udp://HOST:PORT`, `file:PATH` or a plain path ending in `.ts`.
+    fn from_str(s: &str) -> Result<Sink, String> {
+        if let Some(rest) = s.strip_prefix("udp://") {
+            let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("`{s}`: write udp://HOST:PORT"))?;
+            let port = port.parse().map_err(|_| format!("`{s}`: `{port}` is not a port number"))?;
+            Ok(Sink::Udp { host: host.trim_matches(['[', ']']).to_string(), port })
+        } else if let Some(path) = s.strip_prefix("file:") {
+            Ok(Sink::File(PathBuf::from(path)))
+        } else if s.ends_with(".ts") {
+            Ok(Sink::File(PathBuf::from(s)))
+        } else {
+            Err(format!("`{s}` is not an output; use udp://HOST:PORT or file:PATH.ts"))
+        }
+    }
+}
+
+/// How the output runs: paced by the clock for air, as fast as possible for rendering to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    RealTime,
+    AsFastAsPossible,
+}
+
+/// Transport-stream layout: fixed PIDs so downstream equipment can be configured once.
+pub const VIDEO_PID: u32 = 256;
+pub const AUDIO_PID: u32 = 257;
+pub const PMT_PID: u32 = 4096;
+/// Audio is always conformed to this before it reaches the output.
+pub const AUDIO_RATE: u32 = 48_000;
+pub const AUDIO_CHANNELS: u32 = 2;
+
+pub struct Output {
+    pub pipeline: gst::Pipeline,
+    pub video: gst_app::AppSrc,
+    pub audio: gst_app::AppSrc,
+    mux: gst::Element,
+}
+
+impl Output {
+    pub fn new(ch: &Channel, sinks: &[Sink], pace: Pace) -> Result<Output, String> {
+        let (par_n, par_d) = ch.pixel_aspect();
+        let o = &ch.output;
+        let live = pace == Pace::RealTime;
+        let gop = ch.rate.timecode_base() * 2;
+        let mut desc = format!(
+            "appsrc name=v format=time is-live=false block=true max-bytes={vbytes} \
+               caps=video/x-raw,format=I420,width={w},height={h},framerate={fn_}/{fd},pixel-aspect-ratio={par_n}/{par_d},interlace-mode=progressive \
+             ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 \
+             ! x264enc name=venc bitrate={vk} speed-preset=veryfast tune=zerolatency key-int-max={gop} bframes=0 \
+                 nal-hrd=cbr vbv-buf-capacity=1000 threads=2 \
+             ! video/x-h264,profile=main ! h264parse config-interval=-1 \
+             ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! mux.sink_{vpid} \
+             appsrc name=a format=time is-live=false block=true max-bytes={abytes} \
+               caps=audio/x-raw,format=S16LE,layout=interleaved,rate={ar},channels={ac},channel-mask=(bitmask)0x3 \
+             ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 \
+             ! avenc_aac bitrate={ab} ! aacparse \
+             ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! mux.sink_{apid} \
+             mpegtsmux name=mux alignment=7 bitrate={mb} pcr-interval=1800 pat-interval=9000 pmt-interval=9000 si-interval=9000 \
+             ! tee name=t ",
+            w = ch.width,
+            h = ch.height,
+            fn_ = ch.rate.num,
+            fd = ch.rate.den,
+            vk = o.video_kbps,
+            ab = o.audio_kbps * 1000,
+            mb = o.mux_kbps as u64 * 1000,
+            ar = AUDIO_RATE,
+            ac = AUDIO_CHANNELS,
+            vpid = VIDEO_PID,
+            apid = AUDIO_PID,
+            // Real time: the engine paces itself, so queues may hold its lead; rendering: backpressure.
+            vbytes = if live { 0 } else { (ch.width * ch.height * 3 / 2 * 4) as u64 },
+            abytes = if live { 0 } else { 64 * 1024 },
+        );
+        for (i, s) in sinks.iter().enumerate() {
+            match s {
+                Sink::Udp { host, port } => desc.push_str(&format!(
+                    "t. ! queue name=q{i} max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 leaky=downstream \
+                     ! udpsink host={host} port={port} sync={live} async=false qos=false "
+                )),
+                Sink::File(path) => desc.push_str(&format!(
+                    "t. ! queue name=q{i} max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 \
+                     ! filesink location=\"{}\" sync=false async=false ",
+                    path.display().to_string().replace('"', "\\\"")
+                )),
+            }
+        }
+        if sinks.is_empty() {
+            desc.push_str("t. ! queue ! fakesink sync=false async=false ");
+        }
+        let pipeline = gst::parse::launch(&desc)
+            .map_err(|e| format!("cannot build the output pipeline: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline");
+        let mux = pipeline.by_name("mux").expect("mux");
+        let prog = gst::Structure::builder("program_map")
+            .field(format!("sink_{VIDEO_PID}"), o.program_number as i32)
+            .field(format!("sink_{AUDIO_PID}"), o.program_number as i32)
+            .field(format!("PMT_{}", o.program_number), PMT_PID as i32)
+            .build();
+        mux.set_property("prog-map", prog);
+        let get = |n: &str| pipeline.by_name(n).expect("appsrc").downcast::<gst_app::AppSrc>().expect("appsrc");
+        let (video, audio) = (get("v"), get("a"));
+        Ok(Output { pipeline, video, audio, mux })
+    }
+
+    /// Start the pipeline. In real time `base_utc_ns` is the UTC instant (ns since the epoch) of
+    /// the output's first frame: running time is then UTC minus that, so sinks send each packet
+    /// at its planned wall-clock moment.
+    pub fn start(&self, ch: &Channel, base_utc_ns: Option<u64>) -> Result<(), String> {
+        if let Some(base) = base_utc_ns {
+            let clock = gst::SystemClock::obtain();
+            clock.set_property("clock-type", gst::ClockType::Realtime);
+            self.pipeline.use_clock(Some(&clock));
+            self.pipeline.set_start_time(gst::ClockTime::NONE);
+            self.pipeline.set_base_time(gst::ClockTime::from_nseconds(base));
+        }
+        self.pipeline.set_state(gst::State::Playing).map_err(|e| format!("cannot start the output pipeline: {e}"))?;
+        sdt::send(&self.mux, ch.output.program_number, &ch.output.service_name, &ch.output.provider_name);
+        Ok(())
+    }
+
+    /// Finish: end of stream on both inputs, wait until every sink has written it, stop.
+    pub fn finish(&self) -> Result<(), String> {
+        let _ = self.video.end_of_stream();
+        let _ = self.audio.end_of_stream();
+        let bus = self.pipeline.bus().expect("bus");
+        let result = match bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]) {
+            Some(m) => match m.view() {
+                gst::MessageView::Error(e) => Err(format!("output error: {} ({:?})", e.error(), e.debug())),
+                _ => Ok(()),
+            },
+            None => Err("the output did not finish within 60 s".into()),
+        };
+        let _ = self.pipeline.set_state(gst::State::Null);
+        result
+    }
+
+    /// The first error the output pipeline has posted, if any (a full disk, an encoder failure).
+    pub fn error(&self) -> Option<String> {
+        let bus = self.pipeline.bus()?;
+        while let Some(m) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
+            match m.view() {
+                gst::MessageView::Error(e) => return Some(format!("{} ({:?})", e.error(), e.debug())),
+                gst::MessageView::Warning(w) => eprintln!("output warning: {}", w.error()),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The SDT names the service for receivers. mpegtsmux writes no SDT of its own, so one is built
+/// with libgstmpegts and handed to the muxer, which repeats it every `si-interval`.
+mod sdt {
+    use gstreamer as gst;
+    use gstreamer::glib;
+    use gstreamer::glib::translate::ToGlibPtr;
+    use std::ffi::{CString, c_char, c_int, c_void};
+
+    #[repr(C)]
+    struct SdtService {
+        service_id: u16,
+        eit_schedule_flag: glib::ffi::gboolean,
+        eit_present_following_flag: glib::ffi::gboolean,
+        running_status: c_int,
+        free_ca_mode: glib::ffi::gboolean,
+        descriptors: *mut glib::ffi::GPtrArray,
+    }
+
+    #[repr(C)]
+    struct Sdt {
+        original_network_id: u16,
+        actual_ts: glib::ffi::gboolean,
+        transport_stream_id: u16,
+        services: *mut glib::ffi::GPtrArray,
+    }
+
+    const DVB_SERVICE_DIGITAL_TELEVISION: c_int = 1;
+    const RUNNING_STATUS_RUNNING: c_int = 4;
+
+    #[link(name = "gstmpegts-1.0")]
+    unsafe extern "C" {
+        fn gst_mpegts_initialize();
+        fn gst_mpegts_sdt_new() -> *mut Sdt;
+        fn gst_mpegts_sdt_service_new() -> *mut SdtService;
+        fn gst_mpegts_descriptor_from_dvb_service(kind: c_int, name: *const c_char, provider: *const c_char) -> *mut c_void;
+        fn gst_mpegts_section_from_sdt(sdt: *mut Sdt) -> *mut c_void;
+        fn gst_mpegts_section_send_event(section: *mut c_void, element: *mut gst::ffi::GstElement) -> glib::ffi::gboolean;
+    }
+
+    pub fn send(mux: &gst::Element, program: u16, name: &str, provider: &str) {
+        let (name, provider) = (CString::new(name.replace('\0', "")).unwrap_or_default(), CString::new(provider.replace('\0', "")).unwrap_or_default());
+        // SAFETY: plain libgstmpegts calls; the arrays own what is added to them and the section
+        // takes ownership of the SDT. The section is handed to the muxer, which keeps its own ref.
+        unsafe {
+            gst_mpegts_initialize();
+            let svc = gst_mpegts_sdt_service_new();
+            (*svc).service_id = program;
+            (*svc).running_status = RUNNING_STATUS_RUNNING;
+            let desc = gst_mpegts_descriptor_from_dvb_service(DVB_SERVICE_DIGITAL_TELEVISION, name.as_ptr(), provider.as_ptr());
+            glib::ffi::g_ptr_array_add((*svc).descriptors, desc);
+            let sdt = gst_mpegts_sdt_new();
+            (*sdt).original_network_id = 1;
+            (*sdt).transport_stream_id = 1;
+            (*sdt).actual_ts = glib::ffi::GTRUE;
+            glib::ffi::g_ptr_array_add((*sdt).services, svc as *mut c_void);
+            let section = gst_mpegts_section_from_sdt(sdt);
+            gst_mpegts_section_send_event(section, mux.to_glib_none().0);
+            gst::ffi::gst_mini_object_unref(section as *mut gst::ffi::GstMiniObject);
+        }
+    }
+}
