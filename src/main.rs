@@ -13,7 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 #[derive(Parser)]
-#[command(name = "airclass", version, about = "Playout scheduler for an education TV channel")]
+#[command(
+    name = "airclass",
+    version,
+    about = "Playout scheduler for an education TV channel"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -115,37 +119,81 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Validate { channel } => {
             let s = load(&channel)?;
-            let entries: usize = s.weeks.iter().flat_map(|w| w.days.values()).map(|d| d.lessons.values().map(Vec::len).sum::<usize>() + d.extras.len() + d.pinned.len()).sum();
-            println!("{}: OK ({} week(s), {} entries)", channel.display(), s.weeks.len(), entries);
+            let entries: usize = s
+                .weeks
+                .iter()
+                .flat_map(|w| w.days.values())
+                .map(|d| {
+                    d.lessons.values().map(Vec::len).sum::<usize>()
+                        + d.extras.len()
+                        + d.pinned.len()
+                })
+                .sum();
+            println!(
+                "{}: OK ({} week(s), {} entries)",
+                channel.display(),
+                s.weeks.len(),
+                entries
+            );
             Ok(())
         }
-        Cmd::Build { channel, date, format } => {
+        Cmd::Build {
+            channel,
+            date,
+            format,
+        } => {
             let s = load(&channel)?;
             let r = rundown::build(&s, date);
             match format {
                 Format::Table => print!("{}", rundown::to_table(&r)),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&rundown::to_json(&r)).expect("json")),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rundown::to_json(&r)).expect("json")
+                ),
             }
             Ok(())
         }
         Cmd::Publish { channel, out } => {
             let s = load(&channel)?;
             for w in &s.weeks {
-                let days: Vec<_> = (0..7).map(|i| timetable::day(&rundown::build(&s, w.start + chrono::Days::new(i)))).collect();
-                let files = timetable::publish::week(&out, &w.name, &days).map_err(|e| format!("{}: {e}", out.display()))?;
-                println!("published {} ({} files) under {}", w.name, files.len(), out.join(&s.channel.id).display());
+                let days: Vec<_> = (0..7)
+                    .map(|i| timetable::day(&rundown::build(&s, w.start + chrono::Days::new(i))))
+                    .collect();
+                let files = timetable::publish::week(&out, &w.name, &days)
+                    .map_err(|e| format!("{}: {e}", out.display()))?;
+                println!(
+                    "published {} ({} files) under {}",
+                    w.name,
+                    files.len(),
+                    out.join(&s.channel.id).display()
+                );
             }
             Ok(())
         }
-        Cmd::Media { cmd: MediaCmd::Demo { channel, date, only, jobs } } => {
+        Cmd::Media {
+            cmd:
+                MediaCmd::Demo {
+                    channel,
+                    date,
+                    only,
+                    jobs,
+                },
+        } => {
             let s = load(&channel)?;
             let cfg = demo::DemoConfig::load(&channel)?;
             let first: Vec<NaiveDate> = date.into_iter().collect();
             let mut specs = demo::specs(&s, &cfg, &first);
             if only && let Some(d) = date {
-                let keep: Vec<String> = rundown::build(&s, d).items.into_iter().map(|i| i.media).collect();
+                let keep: Vec<String> = rundown::build(&s, d)
+                    .items
+                    .into_iter()
+                    .map(|i| i.media)
+                    .collect();
                 let ch = &s.channel;
-                specs.retain(|sp| keep.contains(&sp.media) || [&ch.slate, &ch.filler, &ch.break_media].contains(&&sp.media));
+                specs.retain(|sp| {
+                    keep.contains(&sp.media)
+                        || [&ch.slate, &ch.filler, &ch.break_media].contains(&&sp.media)
+                });
             }
             let started = std::time::Instant::now();
             let failed = std::sync::atomic::AtomicUsize::new(0);
@@ -156,13 +204,24 @@ fn run(cli: Cli) -> Result<(), String> {
                     eprintln!("FAILED {}: {e}", sp.media);
                 }
             });
-            println!("{made} file(s) made, {} already there, in {:.1} s", specs.len() - made, started.elapsed().as_secs_f64());
+            println!(
+                "{made} file(s) made, {} already there, in {:.1} s",
+                specs.len() - made,
+                started.elapsed().as_secs_f64()
+            );
             match failed.into_inner() {
                 0 => Ok(()),
                 n => Err(format!("{n} file(s) could not be made")),
             }
         }
-        Cmd::Render { channel, date, from, to, out, as_run_dir } => {
+        Cmd::Render {
+            channel,
+            date,
+            from,
+            to,
+            out,
+            as_run_dir,
+        } => {
             let s = load(&channel)?;
             let ch = &s.channel;
             let (from, to) = (parse_time_of_day(&from)?, parse_time_of_day(&to)?);
@@ -171,7 +230,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let mut end = day.frame_of_local(to, ch.day_start, ch.tz);
             if end <= start {
                 // The window runs into the next broadcast day.
-                let next = BroadcastDay::new(date.succ_opt().expect("date"), ch.day_start, ch.tz, ch.rate);
+                let next =
+                    BroadcastDay::new(date.succ_opt().expect("date"), ch.day_start, ch.tz, ch.rate);
                 end = day.len() + next.frame_of_local(to, ch.day_start, ch.tz);
             }
             let started = std::time::Instant::now();
@@ -197,10 +257,19 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
-        Cmd::Air { channel, outputs, as_if, seconds, as_run_dir } => {
+        Cmd::Air {
+            channel,
+            outputs,
+            as_if,
+            seconds,
+            as_run_dir,
+        } => {
             let s = load(&channel)?;
             let ch = &s.channel;
-            let sinks: Vec<Sink> = outputs.iter().map(|o| o.parse()).collect::<Result<_, _>>()?;
+            let sinks: Vec<Sink> = outputs
+                .iter()
+                .map(|o| o.parse())
+                .collect::<Result<_, _>>()?;
             let now = Utc::now();
             let shift = match as_if {
                 Some(t) => {
@@ -218,7 +287,9 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             for o in &sinks {
                 match o {
-                    Sink::Udp { host, port } => println!("on air to udp://{host}:{port}  (watch: ffplay udp://{host}:{port})"),
+                    Sink::Udp { host, port } => println!(
+                        "on air to udp://{host}:{port}  (watch: ffplay udp://{host}:{port})"
+                    ),
                     Sink::File(p) => println!("on air to {}", p.display()),
                 }
             }
@@ -232,7 +303,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 as_run_dir: &as_run_dir,
                 stop,
             })?;
-            println!("off air after {} frames ({} items, {} faults)", sum.frames, sum.items, sum.faults);
+            println!(
+                "off air after {} frames ({} items, {} faults)",
+                sum.frames, sum.items, sum.faults
+            );
             Ok(())
         }
     }

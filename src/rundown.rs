@@ -91,14 +91,36 @@ impl Rundown {
 pub fn build(schedule: &Schedule, date: NaiveDate) -> Rundown {
     let ch = &schedule.channel;
     let day = BroadcastDay::new(date, ch.day_start, ch.tz, ch.rate);
-    let mut b = Builder { ch, day, items: Vec::new(), unplaced: Vec::new(), warnings: Vec::new(), breaks: 0 };
+    let mut b = Builder {
+        ch,
+        day,
+        items: Vec::new(),
+        unplaced: Vec::new(),
+        warnings: Vec::new(),
+        breaks: 0,
+    };
     match schedule.day(date) {
-        Some(plan) if !(plan.lessons.is_empty() && plan.extras.is_empty() && plan.pinned.is_empty()) => b.place(plan),
-        Some(_) => b.warnings.push(format!("{date} has no entries in its week file; the channel airs filler all day")),
-        None => b.warnings.push(format!("no weekly schedule covers {date}; the channel airs filler all day")),
+        Some(plan)
+            if !(plan.lessons.is_empty() && plan.extras.is_empty() && plan.pinned.is_empty()) =>
+        {
+            b.place(plan)
+        }
+        Some(_) => b.warnings.push(format!(
+            "{date} has no entries in its week file; the channel airs filler all day"
+        )),
+        None => b.warnings.push(format!(
+            "no weekly schedule covers {date}; the channel airs filler all day"
+        )),
     }
     b.fill_gaps();
-    Rundown { channel_id: ch.id.clone(), day, tz: ch.tz, items: b.items, unplaced: b.unplaced, warnings: b.warnings }
+    Rundown {
+        channel_id: ch.id.clone(),
+        day,
+        tz: ch.tz,
+        items: b.items,
+        unplaced: b.unplaced,
+        warnings: b.warnings,
+    }
 }
 
 struct Builder<'a> {
@@ -136,14 +158,28 @@ impl Builder<'_> {
     /// a break after each lesson when another follows.
     fn place(&mut self, plan: &DayPlan) {
         let (ch, day) = (self.ch, self.day);
-        let mut pinned: Vec<Item> =
-            plan.pinned.iter().map(|e| self.item(e, day.frame_of_local(e.at.expect("pinned"), ch.day_start, ch.tz))).collect();
+        let mut pinned: Vec<Item> = plan
+            .pinned
+            .iter()
+            .map(|e| {
+                self.item(
+                    e,
+                    day.frame_of_local(e.at.expect("pinned"), ch.day_start, ch.tz),
+                )
+            })
+            .collect();
         pinned.sort_by_key(|i| i.start);
-        let mut queue: VecDeque<&Entry> = turn_order(plan, day.date.weekday().num_days_from_monday() as usize).into();
+        let mut queue: VecDeque<&Entry> =
+            turn_order(plan, day.date.weekday().num_days_from_monday() as usize).into();
         let windows: Vec<(Frames, Frames)> = ch
             .air_hours
             .iter()
-            .map(|&(f, t)| (day.frame_of_local(f, ch.day_start, ch.tz), day.frame_of_local(t, ch.day_start, ch.tz)))
+            .map(|&(f, t)| {
+                (
+                    day.frame_of_local(f, ch.day_start, ch.tz),
+                    day.frame_of_local(t, ch.day_start, ch.tz),
+                )
+            })
             .collect();
         for (w_start, w_end) in windows {
             let mut cursor = w_start;
@@ -154,7 +190,8 @@ impl Builder<'_> {
                     let e = queue.pop_front().expect("front exists");
                     self.items.push(self.item(e, cursor));
                     cursor += e.duration;
-                    if !queue.is_empty() && cursor + ch.break_frames <= limit && ch.break_frames > 0 {
+                    if !queue.is_empty() && cursor + ch.break_frames <= limit && ch.break_frames > 0
+                    {
                         self.push_break(cursor);
                         cursor += ch.break_frames;
                     }
@@ -234,7 +271,9 @@ fn turn_order(plan: &DayPlan, rotate: usize) -> Vec<&Entry> {
         grades.rotate_left(k);
     }
     let rounds = grades.iter().map(|l| l.len()).max().unwrap_or(0);
-    let lessons: Vec<&Entry> = (0..rounds).flat_map(|r| grades.iter().filter_map(move |l| l.get(r))).collect();
+    let lessons: Vec<&Entry> = (0..rounds)
+        .flat_map(|r| grades.iter().filter_map(move |l| l.get(r)))
+        .collect();
     // Extra k goes after lesson ((k + 1) * lessons / (extras + 1)): evenly spread through the day.
     let slot = |k: usize| (k + 1) * lessons.len() / (plan.extras.len() + 1);
     let mut out = Vec::with_capacity(lessons.len() + plan.extras.len());
@@ -242,7 +281,13 @@ fn turn_order(plan: &DayPlan, rotate: usize) -> Vec<&Entry> {
         if i > 0 {
             out.push(lessons[i - 1]);
         }
-        out.extend(plan.extras.iter().enumerate().filter(|(k, _)| slot(*k) == i).map(|(_, e)| e));
+        out.extend(
+            plan.extras
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| slot(*k) == i)
+                .map(|(_, e)| e),
+        );
     }
     out
 }
@@ -286,10 +331,20 @@ pub fn to_json(r: &Rundown) -> serde_json::Value {
 
 /// The rundown as a table for operators.
 pub fn to_table(r: &Rundown) -> String {
-    let mut s = format!("{} {}  ({} items, {} fps)\n", r.channel_id, r.day.date, r.items.len(), r.day.rate);
+    let mut s = format!(
+        "{} {}  ({} items, {} fps)\n",
+        r.channel_id,
+        r.day.date,
+        r.items.len(),
+        r.day.rate
+    );
     s.push_str("START  TIMECODE     DURATION     KIND       GRADE   SUBJECT   TITLE / MEDIA\n");
     for it in &r.items {
-        let subject = it.subject.as_deref().or(it.strand.map(|x| x.label_zh())).unwrap_or("");
+        let subject = it
+            .subject
+            .as_deref()
+            .or(it.strand.map(|x| x.label_zh()))
+            .unwrap_or("");
         s.push_str(&format!(
             "{}  {}  {}  {:<9}  {:<6}  {}  {}  [{}]\n",
             r.local_time(it.start).format("%H:%M"),
@@ -303,7 +358,13 @@ pub fn to_table(r: &Rundown) -> String {
         ));
     }
     for u in &r.unplaced {
-        s.push_str(&format!("NOT PLACED: {} ({}) {}: {}\n", u.id, u.grade.map_or("-", |g| g.label_zh()), u.title, u.reason));
+        s.push_str(&format!(
+            "NOT PLACED: {} ({}) {}: {}\n",
+            u.id,
+            u.grade.map_or("-", |g| g.label_zh()),
+            u.title,
+            u.reason
+        ));
     }
     for w in &r.warnings {
         s.push_str(&format!("WARNING: {w}\n"));
@@ -313,6 +374,9 @@ pub fn to_table(r: &Rundown) -> String {
 
 /// Pad to a display width where CJK characters count as two columns.
 fn pad(s: &str, width: usize) -> String {
-    let w: usize = s.chars().map(|c| if c as u32 >= 0x1100 { 2 } else { 1 }).sum();
+    let w: usize = s
+        .chars()
+        .map(|c| if c as u32 >= 0x1100 { 2 } else { 1 })
+        .sum();
     format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }

@@ -59,7 +59,13 @@ impl fmt::Display for FrameRate {
 pub fn timecode(frames: Frames, rate: FrameRate) -> String {
     let base = rate.timecode_base();
     let (ff, secs) = (frames.rem_euclid(base), frames.div_euclid(base));
-    format!("{:02}:{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60, ff)
+    format!(
+        "{:02}:{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ff
+    )
 }
 
 /// A length as operators write it in YAML: `20m`, `1h30m`, `19m42s`, `90s`, or a timecode
@@ -67,14 +73,20 @@ pub fn timecode(frames: Frames, rate: FrameRate) -> String {
 pub fn parse_duration(text: &str, rate: FrameRate) -> Result<Frames, String> {
     let t = text.trim();
     let bad = || {
-        format!("`{text}` is not a duration: write minutes and seconds like `20m`, `19m42s`, `1h30m`, or a timecode `00:19:42:05`")
+        format!(
+            "`{text}` is not a duration: write minutes and seconds like `20m`, `19m42s`, `1h30m`, or a timecode `00:19:42:05`"
+        )
     };
     if t.contains(':') {
         let parts: Vec<&str> = t.split(':').collect();
         if parts.len() != 4 {
             return Err(bad());
         }
-        let n: Vec<i64> = parts.iter().map(|p| p.parse::<i64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+        let n: Vec<i64> = parts
+            .iter()
+            .map(|p| p.parse::<i64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
         if n.iter().any(|&v| v < 0) || n[1] >= 60 || n[2] >= 60 || n[3] >= rate.timecode_base() {
             return Err(bad());
         }
@@ -127,11 +139,21 @@ impl BroadcastDay {
     pub fn new(date: NaiveDate, day_start: NaiveTime, tz: Tz, rate: FrameRate) -> BroadcastDay {
         let start = local_to_utc(date, day_start, tz);
         let end = local_to_utc(date.succ_opt().expect("date in range"), day_start, tz);
-        BroadcastDay { date, start, end, rate }
+        BroadcastDay {
+            date,
+            start,
+            end,
+            rate,
+        }
     }
 
     /// The broadcast day that contains the instant `t`.
-    pub fn containing(t: DateTime<Utc>, day_start: NaiveTime, tz: Tz, rate: FrameRate) -> BroadcastDay {
+    pub fn containing(
+        t: DateTime<Utc>,
+        day_start: NaiveTime,
+        tz: Tz,
+        rate: FrameRate,
+    ) -> BroadcastDay {
         let local = t.with_timezone(&tz);
         let mut date = local.date_naive();
         if local.time() < day_start {
@@ -150,7 +172,8 @@ impl BroadcastDay {
 
     /// Length of the day in frames; frame `len()` is frame 0 of the next day.
     pub fn len(&self) -> Frames {
-        self.rate.frames_floor(self.nanos_between(self.start, self.end))
+        self.rate
+            .frames_floor(self.nanos_between(self.start, self.end))
     }
 
     /// The UTC instant at which frame `f` of this day starts.
@@ -166,8 +189,13 @@ impl BroadcastDay {
     /// The first frame that starts at or after the local wall-clock `time` belonging to this
     /// broadcast day (a time earlier than the day's start means the early hours of the next date).
     pub fn frame_of_local(&self, time: NaiveTime, day_start: NaiveTime, tz: Tz) -> Frames {
-        let date = if time >= day_start { self.date } else { self.date.succ_opt().expect("date in range") };
-        self.rate.frames_ceil(self.nanos_between(self.start, local_to_utc(date, time, tz)))
+        let date = if time >= day_start {
+            self.date
+        } else {
+            self.date.succ_opt().expect("date in range")
+        };
+        self.rate
+            .frames_ceil(self.nanos_between(self.start, local_to_utc(date, time, tz)))
     }
 
     fn nanos_between(&self, a: DateTime<Utc>, b: DateTime<Utc>) -> i128 {
@@ -206,7 +234,10 @@ mod tests {
         assert_eq!(parse_duration("20m", r).unwrap(), 30_000);
         assert_eq!(parse_duration("1h30m", r).unwrap(), 135_000);
         assert_eq!(parse_duration("19m42s", r).unwrap(), (19 * 60 + 42) * 25);
-        assert_eq!(parse_duration("00:19:42:05", r).unwrap(), (19 * 60 + 42) * 25 + 5);
+        assert_eq!(
+            parse_duration("00:19:42:05", r).unwrap(),
+            (19 * 60 + 42) * 25 + 5
+        );
         assert!(parse_duration("20", r).is_err());
         assert!(parse_duration("00:00:00:25", r).is_err());
         assert!(parse_duration("twenty", r).is_err());
@@ -221,23 +252,41 @@ mod tests {
     fn broadcast_day_in_shanghai_is_24h_of_frames() {
         let tz: Tz = "Asia/Shanghai".parse().unwrap();
         let six = NaiveTime::from_hms_opt(6, 0, 0).unwrap();
-        let d = BroadcastDay::new(NaiveDate::from_ymd_opt(2020, 2, 17).unwrap(), six, tz, FrameRate::PAL);
+        let d = BroadcastDay::new(
+            NaiveDate::from_ymd_opt(2020, 2, 17).unwrap(),
+            six,
+            tz,
+            FrameRate::PAL,
+        );
         assert_eq!(d.start.to_rfc3339(), "2020-02-16T22:00:00+00:00");
         assert_eq!(d.len(), 24 * 3600 * 25);
         let eight = NaiveTime::from_hms_opt(8, 0, 0).unwrap();
         assert_eq!(d.frame_of_local(eight, six, tz), 2 * 3600 * 25);
         let two_am = NaiveTime::from_hms_opt(2, 0, 0).unwrap();
         assert_eq!(d.frame_of_local(two_am, six, tz), 20 * 3600 * 25);
-        assert_eq!(BroadcastDay::containing(d.instant(5), six, tz, FrameRate::PAL), d);
+        assert_eq!(
+            BroadcastDay::containing(d.instant(5), six, tz, FrameRate::PAL),
+            d
+        );
     }
 
     #[test]
     fn daylight_saving_days_are_23_and_25_hours() {
         let tz: Tz = "Europe/London".parse().unwrap();
         let six = NaiveTime::from_hms_opt(6, 0, 0).unwrap();
-        let spring = BroadcastDay::new(NaiveDate::from_ymd_opt(2025, 3, 29).unwrap(), six, tz, FrameRate::PAL);
+        let spring = BroadcastDay::new(
+            NaiveDate::from_ymd_opt(2025, 3, 29).unwrap(),
+            six,
+            tz,
+            FrameRate::PAL,
+        );
         assert_eq!(spring.len(), 23 * 3600 * 25);
-        let autumn = BroadcastDay::new(NaiveDate::from_ymd_opt(2025, 10, 25).unwrap(), six, tz, FrameRate::PAL);
+        let autumn = BroadcastDay::new(
+            NaiveDate::from_ymd_opt(2025, 10, 25).unwrap(),
+            six,
+            tz,
+            FrameRate::PAL,
+        );
         assert_eq!(autumn.len(), 25 * 3600 * 25);
     }
 }

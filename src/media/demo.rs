@@ -72,14 +72,44 @@ pub fn specs(sched: &Schedule, cfg: &DemoConfig, first: &[chrono::NaiveDate]) ->
     let secs = |frames: i64| ch.rate.nanos(frames) as u64;
     let mut out: Vec<Spec> = Vec::new();
     let mut add = |media: &str, lines: Vec<String>, nanos: u64, tone: f64| {
-        if media.contains("://") || cfg.missing.contains(media) || out.iter().any(|s| s.media == media) {
+        if media.contains("://")
+            || cfg.missing.contains(media)
+            || out.iter().any(|s| s.media == media)
+        {
             return;
         }
         out.push(spec(ch, cfg, media, lines, nanos, tone));
     };
-    add(&ch.slate, vec![ch.short_name.clone(), "信号暂时中断 请稍候".into(), "Programme will resume shortly".into()], 10_000_000_000, 0.0);
-    add(&ch.filler, vec![ch.short_name.clone(), "停课不停学 同上一堂课".into(), ch.name.clone()], 60_000_000_000, 660.0);
-    add(&ch.break_media, vec!["眼保健操".into(), "闭上眼睛 跟着节拍 做一做".into(), "课间休息".into()], secs(ch.break_frames), 523.25);
+    add(
+        &ch.slate,
+        vec![
+            ch.short_name.clone(),
+            "信号暂时中断 请稍候".into(),
+            "Programme will resume shortly".into(),
+        ],
+        10_000_000_000,
+        0.0,
+    );
+    add(
+        &ch.filler,
+        vec![
+            ch.short_name.clone(),
+            "停课不停学 同上一堂课".into(),
+            ch.name.clone(),
+        ],
+        60_000_000_000,
+        660.0,
+    );
+    add(
+        &ch.break_media,
+        vec![
+            "眼保健操".into(),
+            "闭上眼睛 跟着节拍 做一做".into(),
+            "课间休息".into(),
+        ],
+        secs(ch.break_frames),
+        523.25,
+    );
     let mut dates: Vec<chrono::NaiveDate> = first.to_vec();
     for w in &sched.weeks {
         dates.extend(w.days.keys().filter(|d| !first.contains(d)));
@@ -93,27 +123,55 @@ pub fn specs(sched: &Schedule, cfg: &DemoConfig, first: &[chrono::NaiveDate]) ->
             };
             let foot = format!(
                 "{}{} · {}",
-                item.number.map(|n| format!("第{n}课 · ")).unwrap_or_default(),
+                item.number
+                    .map(|n| format!("第{n}课 · "))
+                    .unwrap_or_default(),
                 date.format("%Y年%m月%d日"),
                 ch.short_name
             );
             let tone = 330.0 + 55.0 * item.grade.map_or(0, |g| g.0) as f64;
-            add(&item.media, vec![head, item.title.clone(), foot], secs(item.duration), tone);
+            add(
+                &item.media,
+                vec![head, item.title.clone(), foot],
+                secs(item.duration),
+                tone,
+            );
         }
     }
     out
 }
 
-fn spec(ch: &Channel, cfg: &DemoConfig, media: &str, lines: Vec<String>, nanos: u64, tone_hz: f64) -> Spec {
+fn spec(
+    ch: &Channel,
+    cfg: &DemoConfig,
+    media: &str,
+    lines: Vec<String>,
+    nanos: u64,
+    tone_hz: f64,
+) -> Spec {
     let f = cfg.formats.get(media).cloned().unwrap_or_default();
     let fps = f
         .fps
         .as_deref()
-        .and_then(|s| s.split_once('/').map_or(s.parse().ok().map(|n| (n, 1)), |(a, b)| Some((a.parse().ok()?, b.parse().ok()?))))
+        .and_then(|s| {
+            s.split_once('/')
+                .map_or(s.parse().ok().map(|n| (n, 1)), |(a, b)| {
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+        })
         .unwrap_or((ch.rate.num, ch.rate.den));
-    let audio = if f.audio.as_deref() == Some("none") { None } else { Some((f.audio_rate.unwrap_or(48_000), f.audio_channels.unwrap_or(2))) };
+    let audio = if f.audio.as_deref() == Some("none") {
+        None
+    } else {
+        Some((
+            f.audio_rate.unwrap_or(48_000),
+            f.audio_channels.unwrap_or(2),
+        ))
+    };
     // A colour per file from its name, so every cut is a visible change of picture.
-    let h = media.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let h = media.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     let hue = (h % 360) as f64;
     let color = hsv(hue, 0.55, 0.55);
     Spec {
@@ -148,13 +206,17 @@ fn hsv(h: f64, s: f64, v: f64) -> u32 {
 /// Make one file (written to a temporary name and renamed, so a file that exists is complete).
 pub fn make(s: &Spec) -> Result<(), String> {
     gst::init().map_err(|e| e.to_string())?;
-    let gop_len = (s.fps.0 / s.fps.1).max(1) as usize * 2;
+    // Ten seconds per GOP: the repeated I-frame is most of the file, and seeking stays cheap.
+    let gop_len = (s.fps.0 / s.fps.1).max(1) as usize * 10;
     let (vcaps, gop) = encode_gop(s, gop_len)?;
     let audio = match s.audio {
         Some((rate, channels)) => Some(encode_tone_block(s.tone_hz, rate, channels)?),
         None => None,
     };
-    let tmp = s.path.with_extension(format!("partial.{}", s.path.extension().and_then(|e| e.to_str()).unwrap_or("mp4")));
+    let tmp = s.path.with_extension(format!(
+        "partial.{}",
+        s.path.extension().and_then(|e| e.to_str()).unwrap_or("mp4")
+    ));
     if let Some(dir) = s.path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -167,15 +229,24 @@ pub fn make(s: &Spec) -> Result<(), String> {
     if audio.is_some() {
         desc.push_str("appsrc name=a format=time block=true max-bytes=1000000 ! aacparse ! m. ");
     }
-    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?.downcast::<gst::Pipeline>().expect("pipeline");
-    let src = |n: &str| pipeline.by_name(n).map(|e| e.downcast::<gst_app::AppSrc>().expect("appsrc"));
+    let pipeline = gst::parse::launch(&desc)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+    let src = |n: &str| {
+        pipeline
+            .by_name(n)
+            .map(|e| e.downcast::<gst_app::AppSrc>().expect("appsrc"))
+    };
     let v = src("v").expect("video appsrc");
     v.set_caps(Some(&vcaps));
     let a = src("a");
     if let (Some(a), Some((caps, _, _))) = (&a, &audio) {
         a.set_caps(Some(caps));
     }
-    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
 
     let total_ns = s.nanos;
     let frame_ns = |i: u64| i * 1_000_000_000 * s.fps.1 as u64 / s.fps.0 as u64;
@@ -204,8 +275,13 @@ pub fn make(s: &Spec) -> Result<(), String> {
                 let bm = b.get_mut().expect("copy");
                 bm.set_pts(gst::ClockTime::from_nseconds(ap));
                 bm.set_dts(gst::ClockTime::from_nseconds(ap));
-                bm.set_duration(gst::ClockTime::from_nseconds(1024 * 1_000_000_000 / *rate as u64));
-                a.as_ref().expect("audio appsrc").push_buffer(b).map_err(|e| format!("audio: {e:?}"))?;
+                bm.set_duration(gst::ClockTime::from_nseconds(
+                    1024 * 1_000_000_000 / *rate as u64,
+                ));
+                a.as_ref()
+                    .expect("audio appsrc")
+                    .push_buffer(b)
+                    .map_err(|e| format!("audio: {e:?}"))?;
                 ai += 1;
             }
             _ => break,
@@ -223,7 +299,10 @@ pub fn make(s: &Spec) -> Result<(), String> {
 
 fn wait_eos(p: &gst::Pipeline) -> Result<(), String> {
     let bus = p.bus().expect("bus");
-    match bus.timed_pop_filtered(gst::ClockTime::from_seconds(600), &[gst::MessageType::Eos, gst::MessageType::Error]) {
+    match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(600),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
         Some(m) => match m.view() {
             gst::MessageView::Error(e) => Err(format!("{} ({:?})", e.error(), e.debug())),
             _ => Ok(()),
@@ -234,9 +313,17 @@ fn wait_eos(p: &gst::Pipeline) -> Result<(), String> {
 
 /// Run a pipeline ending in `appsink name=out` to its end and collect what it produced.
 fn collect(desc: &str) -> Result<(gst::Caps, Vec<gst::Buffer>), String> {
-    let p = gst::parse::launch(desc).map_err(|e| e.to_string())?.downcast::<gst::Pipeline>().expect("pipeline");
-    let sink = p.by_name("out").expect("out").downcast::<gst_app::AppSink>().expect("appsink");
-    p.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    let p = gst::parse::launch(desc)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+    let sink = p
+        .by_name("out")
+        .expect("out")
+        .downcast::<gst_app::AppSink>()
+        .expect("appsink");
+    p.set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
     let mut bufs = Vec::new();
     let mut caps = None;
     while let Ok(s) = sink.pull_sample() {
@@ -259,17 +346,25 @@ fn encode_gop(s: &Spec, gop: usize) -> Result<(gst::Caps, Vec<gst::Buffer>), Str
         .enumerate()
         .map(|(i, l)| {
             let l = gst::glib::markup_escape_text(l);
-            if i == 1 { format!("<span size=\"150%\" weight=\"bold\">{l}</span>") } else { l.to_string() }
+            if i == 1 {
+                format!("<span size=\"150%\" weight=\"bold\">{l}</span>")
+            } else {
+                l.to_string()
+            }
         })
         .collect();
     let font = (s.height as f64 / 22.0).round() as u32;
-    let par = if s.width == 720 && s.height == 576 { "64/45" } else { "1/1" };
+    let par = if s.width == 720 && s.height == 576 {
+        "64/45"
+    } else {
+        "1/1"
+    };
     let desc = format!(
         "videotestsrc pattern=solid-color foreground-color={color} num-buffers={gop} \
          ! video/x-raw,format=I420,width={w},height={h},framerate={n}/{d},pixel-aspect-ratio={par} \
          ! textoverlay text=\"{text}\" font-desc=\"WenQuanYi Zen Hei {font}\" valignment=center halignment=center line-alignment=center \
-             wrap-mode=word-char shaded-background=false \
-         ! x264enc speed-preset=ultrafast key-int-max={gop} bframes=0 bitrate=600 option-string=scenecut=0 \
+             wrap-mode=wordchar shaded-background=false \
+         ! x264enc speed-preset=ultrafast key-int-max={gop} bframes=0 pass=quant quantizer=26 option-string=scenecut=0 \
          ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! appsink name=out sync=false",
         color = 0xff00_0000u32 | s.color,
         w = s.width,
@@ -287,26 +382,38 @@ fn encode_gop(s: &Spec, gop: usize) -> Result<(gst::Caps, Vec<gst::Buffer>), Str
 
 /// A block of AAC frames holding a whole number of tone cycles, taken after the encoder has
 /// settled, so repeating it gives a continuous tone.
-fn encode_tone_block(hz: f64, rate: u32, channels: u32) -> Result<(gst::Caps, Vec<gst::Buffer>, u32), String> {
+fn encode_tone_block(
+    hz: f64,
+    rate: u32,
+    channels: u32,
+) -> Result<(gst::Caps, Vec<gst::Buffer>, u32), String> {
     let frames = if rate % 48_000 == 0 { 375 } else { 441 };
     let block_samples = frames as f64 * 1024.0;
     let cycles = (hz * block_samples / rate as f64).round();
     let freq = cycles * rate as f64 / block_samples;
     let desc = format!(
         "audiotestsrc freq={freq} volume=0.08 samplesperbuffer=1024 num-buffers={n} \
-         ! audio/x-raw,format=S16LE,rate={rate},channels={channels} ! avenc_aac bitrate=96000 ! aacparse \
+         ! audio/x-raw,format=S16LE,rate={rate},channels={channels} ! audioconvert ! avenc_aac bitrate=48000 ! aacparse \
          ! audio/mpeg,stream-format=raw ! appsink name=out sync=false",
         n = frames * 3,
     );
     let (caps, bufs) = collect(&desc)?;
     if bufs.len() < frames * 2 {
-        return Err(format!("expected {} AAC frames, got {}", frames * 2, bufs.len()));
+        return Err(format!(
+            "expected {} AAC frames, got {}",
+            frames * 2,
+            bufs.len()
+        ));
     }
     Ok((caps, bufs[frames..frames * 2].to_vec(), rate))
 }
 
 /// Make every missing file, `jobs` at a time; returns how many were made.
-pub fn make_all(specs: &[Spec], jobs: usize, progress: &(dyn Fn(&Spec, Result<(), String>) + Sync)) -> usize {
+pub fn make_all(
+    specs: &[Spec],
+    jobs: usize,
+    progress: &(dyn Fn(&Spec, Result<(), String>) + Sync),
+) -> usize {
     let todo: Vec<&Spec> = specs.iter().filter(|s| !s.path.exists()).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {

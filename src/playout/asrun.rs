@@ -52,7 +52,11 @@ pub struct AsRun {
 
 impl AsRun {
     pub fn new(dir: &Path, channel: &str) -> AsRun {
-        AsRun { dir: dir.to_path_buf(), channel: channel.to_string(), open: None }
+        AsRun {
+            dir: dir.to_path_buf(),
+            channel: channel.to_string(),
+            open: None,
+        }
     }
 
     /// The file that holds a broadcast day's log.
@@ -70,7 +74,10 @@ impl AsRun {
     fn append(&mut self, e: &Entry) -> std::io::Result<()> {
         if self.open.as_ref().is_none_or(|(d, _)| *d != e.date) {
             std::fs::create_dir_all(&self.dir)?;
-            let f = OpenOptions::new().create(true).append(true).open(Self::path(&self.dir, &self.channel, &e.date))?;
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(Self::path(&self.dir, &self.channel, &e.date))?;
             self.open = Some((e.date.clone(), f));
         }
         let (_, f) = self.open.as_mut().expect("opened");

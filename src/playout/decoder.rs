@@ -59,7 +59,12 @@ pub fn samples_before(k: Frames, rate: FrameRate) -> i64 {
 impl Decoder {
     /// Open `path` (or a URI), positioned at item-local frame `offset`. A looping item starts at
     /// `offset` modulo the media's length.
-    pub fn open(path: &str, ch: &Channel, offset: Frames, looping: bool) -> Result<Decoder, String> {
+    pub fn open(
+        path: &str,
+        ch: &Channel,
+        offset: Frames,
+        looping: bool,
+    ) -> Result<Decoder, String> {
         let uri = if path.contains("://") {
             path.to_string()
         } else {
@@ -69,7 +74,9 @@ impl Decoder {
                 return Err(format!("{}: the file is empty", p.display()));
             }
             let abs = std::path::absolute(&p).unwrap_or(p);
-            gst::glib::filename_to_uri(Path::new(&abs), None).map_err(|e| e.to_string())?.to_string()
+            gst::glib::filename_to_uri(Path::new(&abs), None)
+                .map_err(|e| e.to_string())?
+                .to_string()
         };
         let (par_n, par_d) = ch.pixel_aspect();
         let vdesc = format!(
@@ -86,13 +93,24 @@ impl Decoder {
         );
         let branch = |d: &str| gst::parse::bin_from_description(d, true).map_err(|e| e.to_string());
         let (vbin, abin) = (branch(&vdesc)?, branch(&adesc)?);
-        let sink = |b: &gst::Bin| b.by_name("sink").expect("sink").downcast::<gst_app::AppSink>().expect("appsink");
+        let sink = |b: &gst::Bin| {
+            b.by_name("sink")
+                .expect("sink")
+                .downcast::<gst_app::AppSink>()
+                .expect("appsink")
+        };
         let (video, audio) = (sink(&vbin), sink(&abin));
 
         let pipeline = gst::Pipeline::new();
-        let src = gst::ElementFactory::make("uridecodebin").property("uri", &uri).build().map_err(|e| e.to_string())?;
+        let src = gst::ElementFactory::make("uridecodebin")
+            .property("uri", &uri)
+            .build()
+            .map_err(|e| e.to_string())?;
         pipeline.add(&src).map_err(|e| e.to_string())?;
-        let (has_video, has_audio) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (has_video, has_audio) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
         {
             let (pipe, hv, ha) = (pipeline.downgrade(), has_video.clone(), has_audio.clone());
             // Link the first video and the first audio stream; extra streams (subtitles, data,
@@ -100,7 +118,10 @@ impl Decoder {
             src.connect_pad_added(move |_, pad| {
                 let Some(pipe) = pipe.upgrade() else { return };
                 let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-                let name = caps.structure(0).map(|s| s.name().to_string()).unwrap_or_default();
+                let name = caps
+                    .structure(0)
+                    .map(|s| s.name().to_string())
+                    .unwrap_or_default();
                 let (bin, flag) = if name.starts_with("video/") {
                     (&vbin, &hv)
                 } else if name.starts_with("audio/") {
@@ -134,11 +155,17 @@ impl Decoder {
             fifo: VecDeque::new(),
             audio_start: samples_before(offset, ch.rate),
         };
-        d.pipeline.set_state(gst::State::Paused).map_err(|_| format!("{uri}: cannot be opened"))?;
+        d.pipeline
+            .set_state(gst::State::Paused)
+            .map_err(|_| format!("{uri}: cannot be opened"))?;
         d.wait_async()?;
         let mut seek_frames = offset;
         if looping && offset > 0 {
-            let len = d.pipeline.query_duration::<gst::ClockTime>().map(|t| ch.rate.frames_floor(t.nseconds() as i128)).unwrap_or(0);
+            let len = d
+                .pipeline
+                .query_duration::<gst::ClockTime>()
+                .map(|t| ch.rate.frames_floor(t.nseconds() as i128))
+                .unwrap_or(0);
             if len > 0 {
                 seek_frames = offset % len;
             }
@@ -150,7 +177,9 @@ impl Decoder {
                 .map_err(|_| format!("{uri}: cannot seek to {pos}"))?;
             d.wait_async()?;
         }
-        d.pipeline.set_state(gst::State::Playing).map_err(|_| format!("{uri}: cannot be played"))?;
+        d.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| format!("{uri}: cannot be played"))?;
         Ok(d)
     }
 
@@ -206,7 +235,10 @@ impl Decoder {
                 self.ended = Some(Ended::Error(err));
                 return None;
             }
-            match self.video.try_pull_sample(gst::ClockTime::from_mseconds(20)) {
+            match self
+                .video
+                .try_pull_sample(gst::ClockTime::from_mseconds(20))
+            {
                 Some(s) => {
                     let idx = self.local_frame(&s).unwrap_or(k);
                     if let Some(buf) = s.buffer_owned() {
@@ -229,14 +261,20 @@ impl Decoder {
     /// The 48 kHz stereo samples (S16LE, interleaved) for item-local frame `k`; silence where the
     /// media has none.
     pub fn audio(&mut self, k: Frames) -> Vec<u8> {
-        let (s0, s1) = (samples_before(k, self.rate), samples_before(k + 1, self.rate));
+        let (s0, s1) = (
+            samples_before(k, self.rate),
+            samples_before(k + 1, self.rate),
+        );
         let started = Instant::now();
         while self.has_audio.load(Ordering::SeqCst)
             && !self.audio_eos
             && self.fifo_end() < s1
             && !matches!(self.ended, Some(Ended::Error(_)) | Some(Ended::Stalled))
         {
-            match self.audio.try_pull_sample(gst::ClockTime::from_mseconds(20)) {
+            match self
+                .audio
+                .try_pull_sample(gst::ClockTime::from_mseconds(20))
+            {
                 Some(s) => self.push_audio(&s),
                 None if self.audio.is_eos() => self.audio_eos = true,
                 None if started.elapsed() > STALL => {
@@ -247,14 +285,18 @@ impl Decoder {
             }
         }
         // Drop what lies before this frame, then take exactly this frame's samples.
-        let stale = ((s0 - self.audio_start).max(0) as usize * BYTES_PER_SAMPLE).min(self.fifo.len());
+        let stale =
+            ((s0 - self.audio_start).max(0) as usize * BYTES_PER_SAMPLE).min(self.fifo.len());
         self.fifo.drain(..stale);
         self.audio_start = self.audio_start.max(s0);
         let want = (s1 - s0) as usize * BYTES_PER_SAMPLE;
         let lead = ((self.audio_start - s0) as usize * BYTES_PER_SAMPLE).min(want);
         let mut out = vec![0u8; want];
         let take = (want - lead).min(self.fifo.len());
-        for (o, b) in out[lead..lead + take].iter_mut().zip(self.fifo.drain(..take)) {
+        for (o, b) in out[lead..lead + take]
+            .iter_mut()
+            .zip(self.fifo.drain(..take))
+        {
             *o = b;
         }
         self.audio_start = s1.max(self.audio_start);
@@ -277,13 +319,19 @@ impl Decoder {
         let Some(buf) = s.buffer() else { return };
         let Ok(map) = buf.map_readable() else { return };
         let pos = match running_time(s) {
-            Some(rt) => samples_before(self.first, self.rate) + ((rt as i128 * AUDIO_RATE as i128 + 500_000_000) / 1_000_000_000) as i64,
+            Some(rt) => {
+                samples_before(self.first, self.rate)
+                    + ((rt as i128 * AUDIO_RATE as i128 + 500_000_000) / 1_000_000_000) as i64
+            }
             None => self.fifo_end(),
         };
         let end = self.fifo_end();
         let mut data: &[u8] = &map;
         if pos > end {
-            self.fifo.extend(std::iter::repeat_n(0u8, (pos - end) as usize * BYTES_PER_SAMPLE));
+            self.fifo.extend(std::iter::repeat_n(
+                0u8,
+                (pos - end) as usize * BYTES_PER_SAMPLE,
+            ));
         } else if pos < end {
             let skip = ((end - pos) as usize * BYTES_PER_SAMPLE).min(data.len());
             data = &data[skip..];
@@ -300,7 +348,13 @@ impl Decoder {
 
     /// Start a looping item's media again from its beginning at item-local frame `k`.
     fn restart(&mut self, k: Frames) -> bool {
-        let ok = self.pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, gst::ClockTime::ZERO).is_ok();
+        let ok = self
+            .pipeline
+            .seek_simple(
+                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                gst::ClockTime::ZERO,
+            )
+            .is_ok();
         if ok {
             self.first = k;
             self.audio_eos = false;

@@ -72,14 +72,23 @@ pub fn run(r: Run) -> Result<Summary, String> {
     let live = r.pace == Pace::RealTime;
 
     // Where the output starts: in real time a little after now, so the first item can open.
-    let first_instant = if live { r.start + ChronoDuration::from_std(STARTUP).expect("small") } else { r.start };
+    let first_instant = if live {
+        r.start + ChronoDuration::from_std(STARTUP).expect("small")
+    } else {
+        r.start
+    };
     let mut day = BroadcastDay::containing(first_instant, ch.day_start, ch.tz, rate);
     let mut f = day.frame_at(first_instant);
     if live && day.instant(f) < first_instant {
         f += 1;
     }
     if f >= day.len() {
-        day = BroadcastDay::new(day.date.succ_opt().expect("date"), ch.day_start, ch.tz, rate);
+        day = BroadcastDay::new(
+            day.date.succ_opt().expect("date"),
+            ch.day_start,
+            ch.tz,
+            rate,
+        );
         f = 0;
     }
     let t0_wall = day.instant(f) - r.shift;
@@ -89,7 +98,10 @@ pub fn run(r: Run) -> Result<Summary, String> {
     let out = output::Output::new(ch, &r.sinks, r.pace)?;
     let slate = slate_frame(sched);
     let mut asrun = AsRun::new(r.as_run_dir, &ch.id);
-    out.start(ch, live.then(|| t0_wall.timestamp_nanos_opt().expect("in range") as u64))?;
+    out.start(
+        ch,
+        live.then(|| t0_wall.timestamp_nanos_opt().expect("in range") as u64),
+    )?;
 
     let mut summary = Summary::default();
     let mut on_air: Option<OnAir> = None;
@@ -97,7 +109,14 @@ pub fn run(r: Run) -> Result<Summary, String> {
     let mut n: Frames = 0;
     let mut result = Ok(());
     let tz = ch.tz;
-    let log = |asrun: &mut AsRun, ev: Event, day: &BroadcastDay, item: &Item, f: Frames, n: Frames, planned: Frames, detail: Option<String>| {
+    let log = |asrun: &mut AsRun,
+               ev: Event,
+               day: &BroadcastDay,
+               item: &Item,
+               f: Frames,
+               n: Frames,
+               planned: Frames,
+               detail: Option<String>| {
         asrun.log(&asrun::Entry {
             event: ev,
             logged: Utc::now().to_rfc3339(),
@@ -122,37 +141,89 @@ pub fn run(r: Run) -> Result<Summary, String> {
             f = 0;
         }
         let Some(index) = rundown.index_at(f) else {
-            return Err(format!("rundown of {} has a hole at frame {f}", rundown.day.date));
+            return Err(format!(
+                "rundown of {} has a hole at frame {f}",
+                rundown.day.date
+            ));
         };
         // An item change: end the old one, put the new one on air, start preparing the next.
-        if on_air.as_ref().is_none_or(|a| a.day != rundown.day || a.index != index) {
+        if on_air
+            .as_ref()
+            .is_none_or(|a| a.day != rundown.day || a.index != index)
+        {
             if let Some(old) = on_air.take() {
                 // f is 0 of a new day when the old item ended with its day.
-                let old_f = if old.day == rundown.day { f } else { old.day.len() };
-                log(&mut asrun, Event::End, &old.day, &old.item, old_f, n, old.item.end(), None);
+                let old_f = if old.day == rundown.day {
+                    f
+                } else {
+                    old.day.len()
+                };
+                log(
+                    &mut asrun,
+                    Event::End,
+                    &old.day,
+                    &old.item,
+                    old_f,
+                    n,
+                    old.item.end(),
+                    None,
+                );
             }
             let item = rundown.items[index].clone();
             let offset = f - item.start;
             let key = (rundown.day.date, item.id.clone());
             let opened = match preparing.take() {
                 Some(p) if p.key == key && offset == 0 => {
-                    p.rx.recv_timeout(if live { LEAD / 2 } else { Duration::from_secs(15) }).unwrap_or_else(|_| Err("the media was not ready in time".into()))
+                    p.rx.recv_timeout(if live {
+                        LEAD / 2
+                    } else {
+                        Duration::from_secs(15)
+                    })
+                    .unwrap_or_else(|_| Err("the media was not ready in time".into()))
                 }
                 _ => Decoder::open(&item.media, ch, offset, item.kind.loops()),
             };
-            let ev = if offset > 0 { Event::Join } else { Event::Start };
-            log(&mut asrun, ev, &rundown.day, &item, f, n, item.start, (offset > 0).then(|| format!("joined {offset} frames in")));
+            let ev = if offset > 0 {
+                Event::Join
+            } else {
+                Event::Start
+            };
+            log(
+                &mut asrun,
+                ev,
+                &rundown.day,
+                &item,
+                f,
+                n,
+                item.start,
+                (offset > 0).then(|| format!("joined {offset} frames in")),
+            );
             summary.items += 1;
             let decoder = match opened {
                 Ok(d) => Some(d),
                 Err(e) => {
                     summary.faults += 1;
-                    log(&mut asrun, Event::Fault, &rundown.day, &item, f, n, item.start, Some(format!("slate: {e}")));
+                    log(
+                        &mut asrun,
+                        Event::Fault,
+                        &rundown.day,
+                        &item,
+                        f,
+                        n,
+                        item.start,
+                        Some(format!("slate: {e}")),
+                    );
                     None
                 }
             };
             preparing = prepare_next(sched, &rundown, index);
-            on_air = Some(OnAir { day: rundown.day, index, item, decoder, ended_logged: false });
+            on_air = Some(OnAir {
+                day: rundown.day,
+                index,
+                item,
+                decoder,
+                ended_logged: false,
+            });
         }
         let a = on_air.as_mut().expect("on air");
         let k = f - a.item.start;
@@ -162,41 +233,63 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 let s = d.audio(k);
                 (v, s)
             }
-            None => (None, vec![0u8; (samples_before(k + 1, rate) - samples_before(k, rate)) as usize * 4]),
+            None => (
+                None,
+                vec![0u8; (samples_before(k + 1, rate) - samples_before(k, rate)) as usize * 4],
+            ),
         };
         if picture.is_none() && !a.ended_logged {
             a.ended_logged = true;
             let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
             if let Some(why) = ended {
                 let detail = match &why {
-                    Ended::Eos => "media ended before its slot; slate to the slot's end".to_string(),
+                    Ended::Eos => {
+                        "media ended before its slot; slate to the slot's end".to_string()
+                    }
                     Ended::Error(e) => format!("decoder error: {e}; slate to the slot's end"),
                     Ended::Stalled => "decoder stalled; slate to the slot's end".to_string(),
                 };
                 if why != Ended::Eos || a.item.duration - k > rate.timecode_base() {
                     summary.faults += 1;
-                    log(&mut asrun, Event::Fault, &rundown.day, &a.item.clone(), f, n, a.item.start, Some(detail));
+                    log(
+                        &mut asrun,
+                        Event::Fault,
+                        &rundown.day,
+                        &a.item.clone(),
+                        f,
+                        n,
+                        a.item.start,
+                        Some(detail),
+                    );
                 }
             }
         }
-        let vbuf = stamp(picture.unwrap_or_else(|| slate.clone()), rate.nanos(n) as u64, (rate.nanos(n + 1) - rate.nanos(n)) as u64);
+        let vbuf = stamp(
+            picture.unwrap_or_else(|| slate.clone()),
+            rate.nanos(n) as u64,
+            (rate.nanos(n + 1) - rate.nanos(n)) as u64,
+        );
         let abuf = {
             let s0 = samples_before(n, rate);
             let mut b = gst::Buffer::from_mut_slice(sound);
             let pts = (s0 as u128 * 1_000_000_000 / output::AUDIO_RATE as u128) as u64;
-            let end = (samples_before(n + 1, rate) as u128 * 1_000_000_000 / output::AUDIO_RATE as u128) as u64;
+            let end = (samples_before(n + 1, rate) as u128 * 1_000_000_000
+                / output::AUDIO_RATE as u128) as u64;
             stamp_mut(b.get_mut().expect("new buffer"), pts, end - pts);
             b
         };
         if live {
-            let due = t0_wall + ChronoDuration::nanoseconds(rate.nanos(n) as i64) - ChronoDuration::from_std(LEAD).expect("small");
+            let due = t0_wall + ChronoDuration::nanoseconds(rate.nanos(n) as i64)
+                - ChronoDuration::from_std(LEAD).expect("small");
             let wait = due - Utc::now();
             if let Ok(w) = wait.to_std() {
                 std::thread::sleep(w);
             }
         }
         if out.video.push_buffer(vbuf).is_err() || out.audio.push_buffer(abuf).is_err() {
-            result = Err(out.error().unwrap_or_else(|| "the output pipeline stopped accepting data".into()));
+            result = Err(out
+                .error()
+                .unwrap_or_else(|| "the output pipeline stopped accepting data".into()));
             break;
         }
         if n % 250 == 0
@@ -209,7 +302,16 @@ pub fn run(r: Run) -> Result<Summary, String> {
         f += 1;
     }
     if let Some(a) = on_air.take() {
-        log(&mut asrun, Event::End, &rundown.day, &a.item, f, n, a.item.end(), Some("engine stopped".into()).filter(|_| f < a.item.end()));
+        log(
+            &mut asrun,
+            Event::End,
+            &rundown.day,
+            &a.item,
+            f,
+            n,
+            a.item.end(),
+            Some("engine stopped".into()).filter(|_| f < a.item.end()),
+        );
     }
     summary.frames = n;
     let finished = out.finish();
@@ -270,8 +372,14 @@ fn slate_frame(sched: &Schedule) -> gst::Buffer {
     {
         return b;
     }
-    eprintln!("WARNING: slate media {} cannot be read; airing a plain dark frame as slate", ch.slate);
-    let (y, uv) = ((ch.width * ch.height) as usize, (ch.width * ch.height / 4) as usize);
+    eprintln!(
+        "WARNING: slate media {} cannot be read; airing a plain dark frame as slate",
+        ch.slate
+    );
+    let (y, uv) = (
+        (ch.width * ch.height) as usize,
+        (ch.width * ch.height / 4) as usize,
+    );
     let mut data = vec![32u8; y];
     data.extend(std::iter::repeat_n(128u8, 2 * uv));
     gst::Buffer::from_mut_slice(data)

@@ -20,15 +20,24 @@ impl std::str::FromStr for Sink {
     /// `udp://HOST:PORT`, `file:PATH` or a plain path ending in `.ts`.
     fn from_str(s: &str) -> Result<Sink, String> {
         if let Some(rest) = s.strip_prefix("udp://") {
-            let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("`{s}`: write udp://HOST:PORT"))?;
-            let port = port.parse().map_err(|_| format!("`{s}`: `{port}` is not a port number"))?;
-            Ok(Sink::Udp { host: host.trim_matches(['[', ']']).to_string(), port })
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{s}`: write udp://HOST:PORT"))?;
+            let port = port
+                .parse()
+                .map_err(|_| format!("`{s}`: `{port}` is not a port number"))?;
+            Ok(Sink::Udp {
+                host: host.trim_matches(['[', ']']).to_string(),
+                port,
+            })
         } else if let Some(path) = s.strip_prefix("file:") {
             Ok(Sink::File(PathBuf::from(path)))
         } else if s.ends_with(".ts") {
             Ok(Sink::File(PathBuf::from(s)))
         } else {
-            Err(format!("`{s}` is not an output; use udp://HOST:PORT or file:PATH.ts"))
+            Err(format!(
+                "`{s}` is not an output; use udp://HOST:PORT or file:PATH.ts"
+            ))
         }
     }
 }
@@ -66,13 +75,13 @@ impl Output {
                caps=video/x-raw,format=I420,width={w},height={h},framerate={fn_}/{fd},pixel-aspect-ratio={par_n}/{par_d},interlace-mode=progressive \
              ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 \
              ! x264enc name=venc bitrate={vk} speed-preset=veryfast tune=zerolatency key-int-max={gop} bframes=0 \
-                 nal-hrd=cbr vbv-buf-capacity=1000 threads=2 \
+                 vbv-buf-capacity=1000 threads=2 option-string=nal-hrd=cbr:force-cfr=1 \
              ! video/x-h264,profile=main ! h264parse config-interval=-1 \
              ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! mux.sink_{vpid} \
              appsrc name=a format=time is-live=false block=true max-bytes={abytes} \
                caps=audio/x-raw,format=S16LE,layout=interleaved,rate={ar},channels={ac},channel-mask=(bitmask)0x3 \
              ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 \
-             ! avenc_aac bitrate={ab} ! aacparse \
+             ! audioconvert ! avenc_aac bitrate={ab} ! aacparse \
              ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! mux.sink_{apid} \
              mpegtsmux name=mux alignment=7 bitrate={mb} pcr-interval=1800 pat-interval=9000 pmt-interval=9000 si-interval=9000 \
              ! tee name=t ",
@@ -88,7 +97,11 @@ impl Output {
             vpid = VIDEO_PID,
             apid = AUDIO_PID,
             // Real time: the engine paces itself, so queues may hold its lead; rendering: backpressure.
-            vbytes = if live { 0 } else { (ch.width * ch.height * 3 / 2 * 4) as u64 },
+            vbytes = if live {
+                0
+            } else {
+                (ch.width * ch.height * 3 / 2 * 4) as u64
+            },
             abytes = if live { 0 } else { 64 * 1024 },
         );
         for (i, s) in sinks.iter().enumerate() {
@@ -118,9 +131,20 @@ impl Output {
             .field(format!("PMT_{}", o.program_number), PMT_PID as i32)
             .build();
         mux.set_property("prog-map", prog);
-        let get = |n: &str| pipeline.by_name(n).expect("appsrc").downcast::<gst_app::AppSrc>().expect("appsrc");
+        let get = |n: &str| {
+            pipeline
+                .by_name(n)
+                .expect("appsrc")
+                .downcast::<gst_app::AppSrc>()
+                .expect("appsrc")
+        };
         let (video, audio) = (get("v"), get("a"));
-        Ok(Output { pipeline, video, audio, mux })
+        Ok(Output {
+            pipeline,
+            video,
+            audio,
+            mux,
+        })
     }
 
     /// Start the pipeline. In real time `base_utc_ns` is the UTC instant (ns since the epoch) of
@@ -132,10 +156,18 @@ impl Output {
             clock.set_property("clock-type", gst::ClockType::Realtime);
             self.pipeline.use_clock(Some(&clock));
             self.pipeline.set_start_time(gst::ClockTime::NONE);
-            self.pipeline.set_base_time(gst::ClockTime::from_nseconds(base));
+            self.pipeline
+                .set_base_time(gst::ClockTime::from_nseconds(base));
         }
-        self.pipeline.set_state(gst::State::Playing).map_err(|e| format!("cannot start the output pipeline: {e}"))?;
-        sdt::send(&self.mux, ch.output.program_number, &ch.output.service_name, &ch.output.provider_name);
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("cannot start the output pipeline: {e}"))?;
+        sdt::send(
+            &self.mux,
+            ch.output.program_number,
+            &ch.output.service_name,
+            &ch.output.provider_name,
+        );
         Ok(())
     }
 
@@ -144,9 +176,14 @@ impl Output {
         let _ = self.video.end_of_stream();
         let _ = self.audio.end_of_stream();
         let bus = self.pipeline.bus().expect("bus");
-        let result = match bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error]) {
+        let result = match bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) {
             Some(m) => match m.view() {
-                gst::MessageView::Error(e) => Err(format!("output error: {} ({:?})", e.error(), e.debug())),
+                gst::MessageView::Error(e) => {
+                    Err(format!("output error: {} ({:?})", e.error(), e.debug()))
+                }
                 _ => Ok(()),
             },
             None => Err("the output did not finish within 60 s".into()),
@@ -158,9 +195,12 @@ impl Output {
     /// The first error the output pipeline has posted, if any (a full disk, an encoder failure).
     pub fn error(&self) -> Option<String> {
         let bus = self.pipeline.bus()?;
-        while let Some(m) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
+        while let Some(m) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning])
+        {
             match m.view() {
-                gst::MessageView::Error(e) => return Some(format!("{} ({:?})", e.error(), e.debug())),
+                gst::MessageView::Error(e) => {
+                    return Some(format!("{} ({:?})", e.error(), e.debug()));
+                }
                 gst::MessageView::Warning(w) => eprintln!("output warning: {}", w.error()),
                 _ => {}
             }
@@ -203,13 +243,23 @@ mod sdt {
         fn gst_mpegts_initialize();
         fn gst_mpegts_sdt_new() -> *mut Sdt;
         fn gst_mpegts_sdt_service_new() -> *mut SdtService;
-        fn gst_mpegts_descriptor_from_dvb_service(kind: c_int, name: *const c_char, provider: *const c_char) -> *mut c_void;
+        fn gst_mpegts_descriptor_from_dvb_service(
+            kind: c_int,
+            name: *const c_char,
+            provider: *const c_char,
+        ) -> *mut c_void;
         fn gst_mpegts_section_from_sdt(sdt: *mut Sdt) -> *mut c_void;
-        fn gst_mpegts_section_send_event(section: *mut c_void, element: *mut gst::ffi::GstElement) -> glib::ffi::gboolean;
+        fn gst_mpegts_section_send_event(
+            section: *mut c_void,
+            element: *mut gst::ffi::GstElement,
+        ) -> glib::ffi::gboolean;
     }
 
     pub fn send(mux: &gst::Element, program: u16, name: &str, provider: &str) {
-        let (name, provider) = (CString::new(name.replace('\0', "")).unwrap_or_default(), CString::new(provider.replace('\0', "")).unwrap_or_default());
+        let (name, provider) = (
+            CString::new(name.replace('\0', "")).unwrap_or_default(),
+            CString::new(provider.replace('\0', "")).unwrap_or_default(),
+        );
         // SAFETY: plain libgstmpegts calls; the arrays own what is added to them and the section
         // takes ownership of the SDT. The section is handed to the muxer, which keeps its own ref.
         unsafe {
@@ -217,7 +267,11 @@ mod sdt {
             let svc = gst_mpegts_sdt_service_new();
             (*svc).service_id = program;
             (*svc).running_status = RUNNING_STATUS_RUNNING;
-            let desc = gst_mpegts_descriptor_from_dvb_service(DVB_SERVICE_DIGITAL_TELEVISION, name.as_ptr(), provider.as_ptr());
+            let desc = gst_mpegts_descriptor_from_dvb_service(
+                DVB_SERVICE_DIGITAL_TELEVISION,
+                name.as_ptr(),
+                provider.as_ptr(),
+            );
             glib::ffi::g_ptr_array_add((*svc).descriptors, desc);
             let sdt = gst_mpegts_sdt_new();
             (*sdt).original_network_id = 1;

@@ -24,7 +24,14 @@ pub struct SourceError {
 
 impl fmt::Display for SourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.pos.line, self.pos.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col,
+            self.message
+        )
     }
 }
 
@@ -69,7 +76,18 @@ impl Grade {
     /// The grade's name as Chinese viewers read it (一年级 ... 高三).
     pub fn label_zh(self) -> &'static str {
         const NAMES: [&str; 12] = [
-            "一年级", "二年级", "三年级", "四年级", "五年级", "六年级", "初一", "初二", "初三", "高一", "高二", "高三",
+            "一年级",
+            "二年级",
+            "三年级",
+            "四年级",
+            "五年级",
+            "六年级",
+            "初一",
+            "初二",
+            "初三",
+            "高一",
+            "高二",
+            "高三",
         ];
         NAMES[(self.0 as usize).clamp(1, 12) - 1]
     }
@@ -165,7 +183,11 @@ impl Channel {
     /// A path from the schedule (relative to the channel directory) as a file path.
     pub fn media_path(&self, media: &str) -> PathBuf {
         let p = Path::new(media);
-        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
     }
 
     /// Pixel aspect ratio that gives the display aspect at the channel's frame size (64/45 for
@@ -354,7 +376,11 @@ impl Schedule {
             }
         }
         check_weeks_disjoint(&weeks, &mut errors);
-        if errors.is_empty() { Ok(Schedule { channel, weeks }) } else { Err(SourceErrors(errors)) }
+        if errors.is_empty() {
+            Ok(Schedule { channel, weeks })
+        } else {
+            Err(SourceErrors(errors))
+        }
     }
 
     /// The plan for a date, if some week covers it.
@@ -364,21 +390,33 @@ impl Schedule {
 
     /// The week that contains `date`, if loaded.
     pub fn week_of(&self, date: NaiveDate) -> Option<&Week> {
-        self.weeks.iter().find(|w| date >= w.start && date < w.start + chrono::Days::new(7))
+        self.weeks
+            .iter()
+            .find(|w| date >= w.start && date < w.start + chrono::Days::new(7))
     }
 }
 
 fn read_text(file: &Path) -> Result<String, SourceError> {
-    let err = |message: String| SourceError { file: file.to_path_buf(), pos: Pos { line: 1, col: 1 }, message };
-    let bytes = std::fs::read(file).map_err(|e| err(format!("cannot read the file ({e}); check that it exists and is readable")))?;
+    let err = |message: String| SourceError {
+        file: file.to_path_buf(),
+        pos: Pos { line: 1, col: 1 },
+        message,
+    };
+    let bytes = std::fs::read(file).map_err(|e| {
+        err(format!(
+            "cannot read the file ({e}); check that it exists and is readable"
+        ))
+    })?;
     String::from_utf8(bytes).map_err(|e| {
-        let text = String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]).into_owned();
+        let text =
+            String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]).into_owned();
         let line = text.matches('\n').count() + 1;
         let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         SourceError {
             file: file.to_path_buf(),
             pos: Pos { line, col },
-            message: "the file is not valid UTF-8; save it as UTF-8 (without a byte-order mark)".into(),
+            message: "the file is not valid UTF-8; save it as UTF-8 (without a byte-order mark)"
+                .into(),
         }
     })
 }
@@ -387,7 +425,10 @@ fn read_text(file: &Path) -> Result<String, SourceError> {
 fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, SourceError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     serde_yaml::from_str(text).map_err(|e| {
-        let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos { line: l.line(), col: l.column() });
+        let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos {
+            line: l.line(),
+            col: l.column(),
+        });
         let raw = e.to_string();
         // serde_yaml appends " at line L column C"; the position is already in front.
         let msg = raw.split(" at line ").next().unwrap_or(&raw).to_string();
@@ -402,7 +443,11 @@ fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, Sou
         } else {
             "; fix the YAML syntax here (check indentation, colons and quotes)"
         };
-        SourceError { file: file.to_path_buf(), pos, message: format!("{msg}{advice}") }
+        SourceError {
+            file: file.to_path_buf(),
+            pos,
+            message: format!("{msg}{advice}"),
+        }
     })
 }
 
@@ -412,10 +457,22 @@ fn load_channel(dir: &Path) -> Result<Channel, Vec<SourceError>> {
     let raw: ChannelFile = parse(&file, &text).map_err(|e| vec![e])?;
     let pos = Positions::index(&text);
     let mut errors = Vec::new();
-    let mut err = |path: &str, message: String| errors.push(SourceError { file: file.clone(), pos: pos.at(path), message });
+    let mut err = |path: &str, message: String| {
+        errors.push(SourceError {
+            file: file.clone(),
+            pos: pos.at(path),
+            message,
+        })
+    };
 
     let tz: Tz = raw.timezone.parse().unwrap_or_else(|_| {
-        err("timezone", format!("unknown time zone `{}`; use an IANA zone name such as `Asia/Shanghai`", raw.timezone));
+        err(
+            "timezone",
+            format!(
+                "unknown time zone `{}`; use an IANA zone name such as `Asia/Shanghai`",
+                raw.timezone
+            ),
+        );
         chrono_tz::UTC
     });
     let rate = parse_rate(&raw.video.fps).unwrap_or_else(|m| {
@@ -426,8 +483,15 @@ fn load_channel(dir: &Path) -> Result<Channel, Vec<SourceError>> {
         err("video.aspect", m);
         (16, 9)
     });
-    if raw.video.width == 0 || raw.video.height == 0 || raw.video.width % 2 == 1 || raw.video.height % 2 == 1 {
-        err("video", "frame width and height must be even and non-zero, e.g. 720x576".into());
+    if raw.video.width == 0
+        || raw.video.height == 0
+        || raw.video.width % 2 == 1
+        || raw.video.height % 2 == 1
+    {
+        err(
+            "video",
+            "frame width and height must be even and non-zero, e.g. 720x576".into(),
+        );
     }
     let mut time = |path: &str, t: &str| {
         parse_time_of_day(t).unwrap_or_else(|m| {
@@ -450,13 +514,24 @@ fn load_channel(dir: &Path) -> Result<Channel, Vec<SourceError>> {
     let order = |t: NaiveTime| (t < day_start, t);
     for (i, &(from, to)) in air_hours.iter().enumerate() {
         if order(to) <= order(from) {
-            err(&format!("air_hours[{i}].to"), "an air-hours window must end after it starts (within one broadcast day)".into());
+            err(
+                &format!("air_hours[{i}].to"),
+                "an air-hours window must end after it starts (within one broadcast day)".into(),
+            );
         }
         if i > 0 && order(from) < order(air_hours[i - 1].1) {
-            err(&format!("air_hours[{i}].from"), "air-hours windows must be in order and must not overlap".into());
+            err(
+                &format!("air_hours[{i}].from"),
+                "air-hours windows must be in order and must not overlap".into(),
+            );
         }
     }
-    if !raw.id.contains('.') || raw.id.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')) {
+    if !raw.id.contains('.')
+        || raw
+            .id
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+    {
         err("id", "the channel id must look like a domain name, e.g. `cetv4.example.cn` (XMLTV needs the dot)".into());
     }
     if raw.output.mux_kbps < raw.output.video_kbps + raw.output.audio_kbps + 200 {
@@ -488,7 +563,10 @@ fn load_channel(dir: &Path) -> Result<Channel, Vec<SourceError>> {
 fn parse_rate(s: &str) -> Result<FrameRate, String> {
     let bad = || format!("`{s}` is not a frame rate; write `25`, `30` or `30000/1001`");
     let (n, d) = s.split_once('/').unwrap_or((s, "1"));
-    let (num, den) = (n.trim().parse::<u32>().map_err(|_| bad())?, d.trim().parse::<u32>().map_err(|_| bad())?);
+    let (num, den) = (
+        n.trim().parse::<u32>().map_err(|_| bad())?,
+        d.trim().parse::<u32>().map_err(|_| bad())?,
+    );
     if num == 0 || den == 0 || num / den > 120 {
         return Err(bad());
     }
@@ -498,7 +576,10 @@ fn parse_rate(s: &str) -> Result<FrameRate, String> {
 fn parse_aspect(s: &str) -> Result<(u32, u32), String> {
     let bad = || format!("`{s}` is not an aspect ratio; write `16:9` or `4:3`");
     let (a, b) = s.split_once(':').ok_or_else(bad)?;
-    let (a, b) = (a.trim().parse::<u32>().map_err(|_| bad())?, b.trim().parse::<u32>().map_err(|_| bad())?);
+    let (a, b) = (
+        a.trim().parse::<u32>().map_err(|_| bad())?,
+        b.trim().parse::<u32>().map_err(|_| bad())?,
+    );
     if a == 0 || b == 0 {
         return Err(bad());
     }
@@ -510,10 +591,21 @@ fn load_week(file: &Path, channel: &Channel) -> Result<Week, Vec<SourceError>> {
     let raw: WeekFile = parse(file, &text).map_err(|e| vec![e])?;
     let pos = Positions::index(&text);
     let mut errors = Vec::new();
-    let at = |path: &str, message: String| SourceError { file: file.to_path_buf(), pos: pos.at(path), message };
+    let at = |path: &str, message: String| SourceError {
+        file: file.to_path_buf(),
+        pos: pos.at(path),
+        message,
+    };
 
     if raw.start.weekday() != Weekday::Mon {
-        errors.push(at("start", format!("{} is a {}; a week starts on a Monday", raw.start, raw.start.weekday())));
+        errors.push(at(
+            "start",
+            format!(
+                "{} is a {}; a week starts on a Monday",
+                raw.start,
+                raw.start.weekday()
+            ),
+        ));
     }
     let iso = raw.start.iso_week();
     let expected = format!("{}-W{:02}", iso.year(), iso.week());
@@ -523,7 +615,10 @@ fn load_week(file: &Path, channel: &Channel) -> Result<Week, Vec<SourceError>> {
             format!("the week `{}` does not match its start date {} (ISO week {expected}); correct one of them", raw.week, raw.start),
         ));
     }
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     if stem != raw.week {
         errors.push(at(
             "week",
@@ -539,21 +634,48 @@ fn load_week(file: &Path, channel: &Channel) -> Result<Week, Vec<SourceError>> {
         let mut plan = DayPlan::default();
         let mut sections: Vec<(String, &EntryFile, EntryKind, Option<u8>)> = Vec::new();
         for (g, list) in &day.grades {
+            if !(1..=12).contains(g) {
+                errors.push(SourceError {
+                    file: file.to_path_buf(),
+                    pos: pos.key_at(&format!("{base}.grades.{g}")),
+                    message: format!("unknown grade {g}; grades are 1 to 12 (7-9 junior secondary, 10-12 senior secondary)"),
+                });
+                continue;
+            }
             for (i, e) in list.iter().enumerate() {
-                sections.push((format!("{base}.grades.{g}[{i}]"), e, EntryKind::Lesson, Some(*g)));
+                sections.push((
+                    format!("{base}.grades.{g}[{i}]"),
+                    e,
+                    EntryKind::Lesson,
+                    Some(*g),
+                ));
             }
         }
         for (i, e) in day.extras.iter().enumerate() {
             sections.push((format!("{base}.extras[{i}]"), e, EntryKind::Strand, e.grade));
         }
         for (i, e) in day.pinned.iter().enumerate() {
-            sections.push((format!("{base}.pinned[{i}]"), e, EntryKind::Programme, e.grade));
+            sections.push((
+                format!("{base}.pinned[{i}]"),
+                e,
+                EntryKind::Programme,
+                e.grade,
+            ));
         }
         for (path, e, kind, grade) in sections {
-            if let Some(entry) = check_entry(&path, e, kind, grade, channel.rate, &mut seen, &mut |f, m| {
-                errors.push(at(&format!("{path}.{f}"), m))
-            }) {
-                let entry = Entry { pos: pos.at(&path), ..entry };
+            if let Some(entry) = check_entry(
+                &path,
+                e,
+                kind,
+                grade,
+                channel.rate,
+                &mut seen,
+                &mut |f, m| errors.push(at(&format!("{path}.{f}"), m)),
+            ) {
+                let entry = Entry {
+                    pos: pos.at(&path),
+                    ..entry
+                };
                 match (kind, entry.grade) {
                     (EntryKind::Lesson, Some(g)) => plan.lessons.entry(g).or_default().push(entry),
                     (EntryKind::Strand, _) => plan.extras.push(entry),
@@ -561,11 +683,18 @@ fn load_week(file: &Path, channel: &Channel) -> Result<Week, Vec<SourceError>> {
                 }
             }
         }
-        check_pinned(date, &base, &plan, channel, &mut |path, m| errors.push(at(path, m)));
+        check_pinned(date, &base, &plan, channel, &mut |path, m| {
+            errors.push(at(path, m))
+        });
         days.insert(date, plan);
     }
     if errors.is_empty() {
-        Ok(Week { file: file.to_path_buf(), name: raw.week, start: raw.start, days })
+        Ok(Week {
+            file: file.to_path_buf(),
+            name: raw.week,
+            start: raw.start,
+            days,
+        })
     } else {
         errors.sort_by_key(|e| (e.pos.line, e.pos.col));
         Err(errors)
@@ -582,10 +711,27 @@ fn check_entry(
     seen: &mut HashMap<String, String>,
     bad: &mut dyn FnMut(&str, String),
 ) -> Option<Entry> {
-    if e.id.is_empty() || !e.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        bad("id", format!("the id `{}` must be lower-case ASCII letters, digits and `-` (it becomes part of public URLs and calendar UIDs)", e.id));
+    if e.id.is_empty()
+        || !e
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        bad(
+            "id",
+            format!(
+                "the id `{}` must be lower-case ASCII letters, digits and `-` (it becomes part of public URLs and calendar UIDs)",
+                e.id
+            ),
+        );
     } else if let Some(first) = seen.insert(e.id.clone(), path.to_string()) {
-        bad("id", format!("the id `{}` is already used at {first}; every entry of a week needs its own id", e.id));
+        bad(
+            "id",
+            format!(
+                "the id `{}` is already used at {first}; every entry of a week needs its own id",
+                e.id
+            ),
+        );
     }
     if section == EntryKind::Lesson && e.grade.is_some_and(|g| Some(g) != grade) {
         bad("grade", "a lesson listed under a grade takes that grade; remove `grade` here or move the lesson".into());
@@ -593,23 +739,41 @@ fn check_entry(
     let grade = match grade {
         Some(g) if (1..=12).contains(&g) => Some(Grade(g)),
         Some(g) => {
-            bad("grade", format!("unknown grade {g}; grades are 1 to 12 (7-9 junior secondary, 10-12 senior secondary)"));
+            bad(
+                "grade",
+                format!(
+                    "unknown grade {g}; grades are 1 to 12 (7-9 junior secondary, 10-12 senior secondary)"
+                ),
+            );
             None
         }
         None => None,
     };
     if e.title.trim().is_empty() {
-        bad("title", "the title is empty; give the title viewers will see in the timetable".into());
+        bad(
+            "title",
+            "the title is empty; give the title viewers will see in the timetable".into(),
+        );
     }
     if section == EntryKind::Strand && e.strand.is_none() {
-        bad("strand", "an extra needs a `strand` (e.g. epidemic-prevention, life-safety, mental-health)".into());
+        bad(
+            "strand",
+            "an extra needs a `strand` (e.g. epidemic-prevention, life-safety, mental-health)"
+                .into(),
+        );
     }
     if section == EntryKind::Lesson && e.subject.is_none() {
-        bad("subject", "a lesson needs a `subject` (e.g. 语文, 数学)".into());
+        bad(
+            "subject",
+            "a lesson needs a `subject` (e.g. 语文, 数学)".into(),
+        );
     }
     let duration = match parse_duration(&e.duration, rate) {
         Ok(0) => {
-            bad("duration", "the duration is zero; give the length of the media".into());
+            bad(
+                "duration",
+                "the duration is zero; give the length of the media".into(),
+            );
             None
         }
         Ok(f) => Some(f),
@@ -621,7 +785,10 @@ fn check_entry(
     let at = match (&e.at, section) {
         (Some(t), EntryKind::Programme) => parse_time_of_day(t).map_err(|m| bad("at", m)).ok(),
         (None, EntryKind::Programme) => {
-            bad("at", "a pinned entry needs `at`, the local time it starts (HH:MM)".into());
+            bad(
+                "at",
+                "a pinned entry needs `at`, the local time it starts (HH:MM)".into(),
+            );
             None
         }
         (Some(_), _) => {
@@ -646,18 +813,33 @@ fn check_entry(
         strand: e.strand,
         media: e.media.clone(),
         duration: duration?,
-        at: if section == EntryKind::Programme { Some(at?) } else { None },
+        at: if section == EntryKind::Programme {
+            Some(at?)
+        } else {
+            None
+        },
         pos: Pos::default(),
     })
 }
 
 /// Pinned entries must lie inside the air hours and must not overlap one another.
-fn check_pinned(date: NaiveDate, base: &str, plan: &DayPlan, channel: &Channel, bad: &mut dyn FnMut(&str, String)) {
+fn check_pinned(
+    date: NaiveDate,
+    base: &str,
+    plan: &DayPlan,
+    channel: &Channel,
+    bad: &mut dyn FnMut(&str, String),
+) {
     let day = BroadcastDay::new(date, channel.day_start, channel.tz, channel.rate);
     let window_frames: Vec<(Frames, Frames)> = channel
         .air_hours
         .iter()
-        .map(|&(f, t)| (day.frame_of_local(f, channel.day_start, channel.tz), day.frame_of_local(t, channel.day_start, channel.tz)))
+        .map(|&(f, t)| {
+            (
+                day.frame_of_local(f, channel.day_start, channel.tz),
+                day.frame_of_local(t, channel.day_start, channel.tz),
+            )
+        })
         .collect();
     let mut spans: Vec<(Frames, Frames, usize)> = Vec::new();
     for (i, e) in plan.pinned.iter().enumerate() {
@@ -672,7 +854,12 @@ fn check_pinned(date: NaiveDate, base: &str, plan: &DayPlan, channel: &Channel, 
                     e.id,
                     at.format("%H:%M"),
                     crate::time::timecode(e.duration, channel.rate),
-                    channel.air_hours.iter().map(|(f, t)| format!("{}-{}", f.format("%H:%M"), t.format("%H:%M"))).collect::<Vec<_>>().join(", ")
+                    channel
+                        .air_hours
+                        .iter()
+                        .map(|(f, t)| format!("{}-{}", f.format("%H:%M"), t.format("%H:%M")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             );
         }
@@ -688,7 +875,10 @@ fn check_pinned(date: NaiveDate, base: &str, plan: &DayPlan, channel: &Channel, 
                     "`{}` starts before `{}` (pinned at {}) ends; move one of them so the two do not overlap",
                     plan.pinned[b].id,
                     plan.pinned[a].id,
-                    plan.pinned[a].at.map(|t| t.format("%H:%M").to_string()).unwrap_or_default()
+                    plan.pinned[a]
+                        .at
+                        .map(|t| t.format("%H:%M").to_string())
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -702,7 +892,11 @@ fn check_weeks_disjoint(weeks: &[Week], errors: &mut Vec<SourceError>) {
             errors.push(SourceError {
                 file: w.file.clone(),
                 pos: Pos { line: 1, col: 1 },
-                message: format!("week {} is also described by {}; keep one file per week", w.name, first.file.display()),
+                message: format!(
+                    "week {} is also described by {}; keep one file per week",
+                    w.name,
+                    first.file.display()
+                ),
             });
         }
     }

@@ -16,6 +16,7 @@ pub struct Pos {
 #[derive(Debug, Default)]
 pub struct Positions {
     nodes: HashMap<String, Pos>,
+    keys: HashMap<String, Pos>,
 }
 
 impl Positions {
@@ -24,7 +25,18 @@ impl Positions {
     pub fn index(text: &str) -> Positions {
         let mut rx = Receiver::default();
         let _ = Parser::new_from_str(text).load(&mut rx, false);
-        Positions { nodes: rx.nodes }
+        Positions {
+            nodes: rx.nodes,
+            keys: rx.keys,
+        }
+    }
+
+    /// The position of the key of the mapping entry at `path` (falls back to its value).
+    pub fn key_at(&self, path: &str) -> Pos {
+        self.keys
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| self.at(path))
     }
 
     /// The position of the node at `path`, or of its nearest indexed ancestor.
@@ -51,17 +63,28 @@ enum Frame {
 struct Receiver {
     stack: Vec<Frame>,
     nodes: HashMap<String, Pos>,
+    keys: HashMap<String, Pos>,
 }
 
 impl Receiver {
     /// Called for every node start. Returns the node's path if it is a value, None if it is a key.
     fn node(&mut self, mark: Marker, key_text: Option<&str>) -> Option<String> {
-        let pos = Pos { line: mark.line(), col: mark.col() + 1 };
+        let pos = Pos {
+            line: mark.line(),
+            col: mark.col() + 1,
+        };
         let path = match self.stack.last_mut() {
             None => String::new(),
             Some(Frame::Map { path, key }) => match key.take() {
                 None => {
-                    *key = Some(key_text.unwrap_or("?").to_string());
+                    let k = key_text.unwrap_or("?").to_string();
+                    let full = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    self.keys.entry(full).or_insert(pos);
+                    *key = Some(k);
                     return None;
                 }
                 Some(k) => {
@@ -117,8 +140,12 @@ mod tests {
         let doc = "week: 2020-W08\ndays:\n  mon:\n    grades:\n      1:\n        - id: a\n          media: x.mp4\n";
         let p = Positions::index(doc);
         assert_eq!(p.at("week"), Pos { line: 1, col: 7 });
-        assert_eq!(p.at("days.mon.grades.1[0]"), Pos { line: 6, col: 11 });
+        assert_eq!(p.at("days.mon.grades.1[0]").line, 6);
         assert_eq!(p.at("days.mon.grades.1[0].media"), Pos { line: 7, col: 18 });
-        assert_eq!(p.at("days.mon.grades.1[0].nothing"), Pos { line: 6, col: 11 });
+        assert_eq!(
+            p.at("days.mon.grades.1[0].nothing"),
+            p.at("days.mon.grades.1[0]")
+        );
+        assert_eq!(p.key_at("days.mon.grades.1"), Pos { line: 5, col: 7 });
     }
 }

@@ -52,5 +52,10 @@ pub fn day(r: &Rundown) -> Day {
             end: r.local_time(it.end()).to_rfc3339(),
         })
         .collect();
-    Day { channel: r.channel_id.clone(), date: r.day.date.to_string(), timezone: r.tz.name().to_string(), entries }
+    Day {
+        channel: r.channel_id.clone(),
+        date: r.day.date.to_string(),
+        timezone: r.tz.name().to_string(),
+        entries,
+    }
 }

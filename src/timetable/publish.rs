@@ -28,7 +28,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Publish a week of day guides under `out/<channel>/`: one file per day and one for the week.
 /// Returns the files written.
 pub fn week(out: &Path, week_name: &str, days: &[Day]) -> std::io::Result<Vec<PathBuf>> {
-    let Some(first) = days.first() else { return Ok(Vec::new()) };
+    let Some(first) = days.first() else {
+        return Ok(Vec::new());
+    };
     let base = out.join(&first.channel);
     let mut written = Vec::new();
     for d in days {

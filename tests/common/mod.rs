@@ -1,0 +1,193 @@
+//! Shared helpers for the integration tests: the binary, the sample channel, its media, ffprobe.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_airclass")
+}
+
+pub fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules/cetv4")
+}
+
+pub fn airclass(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run airclass")
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The heavy tests share two cores; run them one at a time so real-time ones keep time.
+pub fn heavy() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Generate the sample day's media once per test binary (files that exist are kept).
+pub fn sample_media() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = sample();
+        let o = airclass(&[
+            "media",
+            "demo",
+            dir.to_str().unwrap(),
+            "--date",
+            "2020-02-17",
+            "--only",
+        ]);
+        assert!(o.status.success(), "media demo failed: {}", text(&o));
+    });
+}
+
+/// The rundown of a day as JSON, from the CLI.
+pub fn rundown(channel: &Path, date: &str) -> serde_json::Value {
+    let o = airclass(&[
+        "build",
+        channel.to_str().unwrap(),
+        "--date",
+        date,
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).expect("rundown JSON")
+}
+
+pub fn ffprobe(args: &[&str]) -> String {
+    let o = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(args)
+        .output()
+        .expect("ffprobe is installed");
+    assert!(
+        o.status.success(),
+        "ffprobe {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Presentation timestamps (90 kHz) of every video packet, in presentation order.
+pub fn video_pts(ts: &Path) -> Vec<i64> {
+    let out = ffprobe(&[
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "packet=pts",
+        "-of",
+        "csv=p=0",
+        ts.to_str().unwrap(),
+    ]);
+    let mut v: Vec<i64> = out
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Frame numbers (from the file's first frame) where the picture changes completely: the cuts.
+pub fn cuts(ts: &Path) -> Vec<i64> {
+    let o = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            ts.to_str().unwrap(),
+            "-an",
+            "-vf",
+            "select='gt(scene,0.15)',showinfo",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg is installed");
+    let first = video_pts(ts)[0];
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.contains("Parsed_showinfo") && l.contains(" pts:"))
+        .filter_map(|l| {
+            l.split(" pts:")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
+        .map(|pts| (pts - first) / 3600)
+        .collect()
+}
+
+/// Mean luma of the frame `frame` frames into the file, from ffmpeg's showinfo.
+pub fn mean_luma(ts: &Path, frame: i64) -> f64 {
+    let o = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            ts.to_str().unwrap(),
+            "-an",
+            "-vf",
+        ])
+        .arg(format!("select='eq(n,{frame})',showinfo"))
+        .args(["-frames:v", "1", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("mean:["))
+        .unwrap_or_else(|| panic!("no showinfo for frame {frame}: {err}"));
+    line.split("mean:[")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Mean audio level (dB) of `secs` seconds starting `from` seconds into the file.
+pub fn mean_volume(ts: &Path, from: f64, secs: f64) -> f64 {
+    let o = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostats",
+            "-ss",
+            &from.to_string(),
+            "-t",
+            &secs.to_string(),
+            "-i",
+            ts.to_str().unwrap(),
+        ])
+        .args(["-vn", "-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("mean_volume:"))
+        .unwrap_or_else(|| panic!("no volumedetect: {err}"));
+    line.split("mean_volume:")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches(" dB")
+        .parse()
+        .unwrap()
+}
