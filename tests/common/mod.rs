@@ -100,6 +100,7 @@ pub fn video_pts(ts: &Path) -> Vec<i64> {
 }
 
 /// Frame numbers (from the file's first frame) where the picture changes completely: the cuts.
+/// ffmpeg's showinfo counts timestamps from the file's start, so pts / 3600 is the frame.
 pub fn cuts(ts: &Path) -> Vec<i64> {
     let o = Command::new("ffmpeg")
         .args([
@@ -116,7 +117,6 @@ pub fn cuts(ts: &Path) -> Vec<i64> {
         ])
         .output()
         .expect("ffmpeg is installed");
-    let first = video_pts(ts)[0];
     String::from_utf8_lossy(&o.stderr)
         .lines()
         .filter(|l| l.contains("Parsed_showinfo") && l.contains(" pts:"))
@@ -128,7 +128,7 @@ pub fn cuts(ts: &Path) -> Vec<i64> {
                 .parse::<i64>()
                 .ok()
         })
-        .map(|pts| (pts - first) / 3600)
+        .map(|pts| pts / 3600)
         .collect()
 }
 
