@@ -232,7 +232,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 // The window runs into the next broadcast day.
                 let next =
                     BroadcastDay::new(date.succ_opt().expect("date"), ch.day_start, ch.tz, ch.rate);
-                end = day.len() + next.frame_of_local(to, ch.day_start, ch.tz);
+                end = day.frames() + next.frame_of_local(to, ch.day_start, ch.tz);
             }
             let started = std::time::Instant::now();
             let sum = playout::run(playout::Run {

@@ -255,8 +255,8 @@ impl Builder<'_> {
             cursor = it.end();
             out.push(it);
         }
-        if cursor < self.day.len() {
-            out.push(filler(cursor, self.day.len()));
+        if cursor < self.day.frames() {
+            out.push(filler(cursor, self.day.frames()));
         }
         self.items = out;
     }
@@ -321,8 +321,8 @@ pub fn to_json(r: &Rundown) -> serde_json::Value {
         "date": r.day.date.to_string(),
         "fps": r.day.rate.to_string(),
         "start": r.local_time(0).to_rfc3339(),
-        "end": r.local_time(r.day.len()).to_rfc3339(),
-        "frames": r.day.len(),
+        "end": r.local_time(r.day.frames()).to_rfc3339(),
+        "frames": r.day.frames(),
         "items": items,
         "unplaced": r.unplaced,
         "warnings": r.warnings,

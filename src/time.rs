@@ -170,8 +170,8 @@ impl BroadcastDay {
         }
     }
 
-    /// Length of the day in frames; frame `len()` is frame 0 of the next day.
-    pub fn len(&self) -> Frames {
+    /// Length of the day in frames; frame `frames()` is frame 0 of the next day.
+    pub fn frames(&self) -> Frames {
         self.rate
             .frames_floor(self.nanos_between(self.start, self.end))
     }
@@ -181,7 +181,7 @@ impl BroadcastDay {
         self.start + Duration::nanoseconds(self.rate.nanos(f) as i64)
     }
 
-    /// The frame that is on air at instant `t` (may be outside 0..len()).
+    /// The frame that is on air at instant `t` (may be outside 0..frames()).
     pub fn frame_at(&self, t: DateTime<Utc>) -> Frames {
         self.rate.frames_floor(self.nanos_between(self.start, t))
     }
@@ -259,7 +259,7 @@ mod tests {
             FrameRate::PAL,
         );
         assert_eq!(d.start.to_rfc3339(), "2020-02-16T22:00:00+00:00");
-        assert_eq!(d.len(), 24 * 3600 * 25);
+        assert_eq!(d.frames(), 24 * 3600 * 25);
         let eight = NaiveTime::from_hms_opt(8, 0, 0).unwrap();
         assert_eq!(d.frame_of_local(eight, six, tz), 2 * 3600 * 25);
         let two_am = NaiveTime::from_hms_opt(2, 0, 0).unwrap();
@@ -280,13 +280,13 @@ mod tests {
             tz,
             FrameRate::PAL,
         );
-        assert_eq!(spring.len(), 23 * 3600 * 25);
+        assert_eq!(spring.frames(), 23 * 3600 * 25);
         let autumn = BroadcastDay::new(
             NaiveDate::from_ymd_opt(2025, 10, 25).unwrap(),
             six,
             tz,
             FrameRate::PAL,
         );
-        assert_eq!(autumn.len(), 25 * 3600 * 25);
+        assert_eq!(autumn.frames(), 25 * 3600 * 25);
     }
 }

@@ -387,7 +387,11 @@ fn encode_tone_block(
     rate: u32,
     channels: u32,
 ) -> Result<(gst::Caps, Vec<gst::Buffer>, u32), String> {
-    let frames = if rate % 48_000 == 0 { 375 } else { 441 };
+    let frames = if rate.is_multiple_of(48_000) {
+        375
+    } else {
+        441
+    };
     let block_samples = frames as f64 * 1024.0;
     let cycles = (hz * block_samples / rate as f64).round();
     let freq = cycles * rate as f64 / block_samples;

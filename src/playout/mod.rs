@@ -82,7 +82,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
     if live && day.instant(f) < first_instant {
         f += 1;
     }
-    if f >= day.len() {
+    if f >= day.frames() {
         day = BroadcastDay::new(
             day.date.succ_opt().expect("date"),
             ch.day_start,
@@ -134,7 +134,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
     };
 
     while r.frames.is_none_or(|total| n < total) && !r.stop.load(Ordering::SeqCst) {
-        if f >= rundown.day.len() {
+        if f >= rundown.day.frames() {
             let next = rundown.day.date.succ_opt().expect("date");
             rundown = rundown::build(sched, next);
             warn_rundown(&rundown);
@@ -156,7 +156,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 let old_f = if old.day == rundown.day {
                     f
                 } else {
-                    old.day.len()
+                    old.day.frames()
                 };
                 log(
                     &mut asrun,
