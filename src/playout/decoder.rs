@@ -20,6 +20,8 @@ const STALL: Duration = Duration::from_secs(3);
 /// How long opening (preroll and seek) may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 const BYTES_PER_SAMPLE: usize = 2 * AUDIO_CHANNELS as usize;
+/// Decoded audio kept ahead of the pictures: two seconds.
+const AUDIO_AHEAD_BYTES: usize = 2 * AUDIO_RATE as usize * BYTES_PER_SAMPLE;
 
 /// Why a decoder stopped giving pictures before its item ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +91,7 @@ impl Decoder {
         let adesc = format!(
             "queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 ! audioconvert ! audioresample \
              ! capsfilter caps=audio/x-raw,format=S16LE,layout=interleaved,rate={AUDIO_RATE},channels={AUDIO_CHANNELS} \
-             ! appsink name=sink sync=false max-buffers=0 drop=false enable-last-sample=false"
+             ! appsink name=sink sync=false max-buffers=200 drop=false enable-last-sample=false"
         );
         let branch = |d: &str| gst::parse::bin_from_description(d, true).map_err(|e| e.to_string());
         let (vbin, abin) = (branch(&vdesc)?, branch(&adesc)?);
@@ -307,9 +309,15 @@ impl Decoder {
         self.audio_start + (self.fifo.len() / BYTES_PER_SAMPLE) as i64
     }
 
+    /// Move decoded audio into the FIFO while waiting for pictures, so a demuxer that needs to
+    /// push audio is never blocked by us, but only up to a few seconds ahead: beyond that the
+    /// decoder must wait, or it would decode a whole file's audio into memory.
     fn drain_audio(&mut self) {
-        while let Some(s) = self.audio.try_pull_sample(gst::ClockTime::ZERO) {
-            self.push_audio(&s);
+        while self.fifo.len() < AUDIO_AHEAD_BYTES {
+            match self.audio.try_pull_sample(gst::ClockTime::ZERO) {
+                Some(s) => self.push_audio(&s),
+                None => break,
+            }
         }
     }
 

@@ -132,62 +132,63 @@ pub fn cuts(ts: &Path) -> Vec<i64> {
         .collect()
 }
 
-/// Mean luma of the frame `frame` frames into the file, from ffmpeg's showinfo.
-pub fn mean_luma(ts: &Path, frame: i64) -> f64 {
+/// Run ffmpeg with `args` and read the number that follows `key` in its log (showinfo,
+/// volumedetect).
+fn ffmpeg_stat(args: &[String], key: &str) -> f64 {
     let o = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            ts.to_str().unwrap(),
-            "-an",
-            "-vf",
-        ])
-        .arg(format!("select='eq(n,{frame})',showinfo"))
-        .args(["-frames:v", "1", "-f", "null", "-"])
+        .args(["-hide_banner", "-nostats"])
+        .args(args)
         .output()
         .expect("ffmpeg");
     let err = String::from_utf8_lossy(&o.stderr);
     let line = err
         .lines()
-        .find(|l| l.contains("mean:["))
-        .unwrap_or_else(|| panic!("no showinfo for frame {frame}: {err}"));
-    line.split("mean:[")
+        .find(|l| l.contains(key))
+        .unwrap_or_else(|| panic!("no `{key}` in ffmpeg {args:?}: {err}"));
+    let value = line
+        .split(key)
         .nth(1)
         .unwrap()
         .split_whitespace()
         .next()
-        .unwrap()
+        .unwrap();
+    value
         .parse()
-        .unwrap()
+        .unwrap_or_else(|_| panic!("`{value}` after `{key}` is not a number"))
+}
+
+/// Mean luma of the frame `frame` frames into the file, from ffmpeg's showinfo.
+pub fn mean_luma(ts: &Path, frame: i64) -> f64 {
+    let args = [
+        "-i",
+        ts.to_str().unwrap(),
+        "-an",
+        "-vf",
+        &format!("select='eq(n,{frame})',showinfo"),
+        "-frames:v",
+        "1",
+        "-f",
+        "null",
+        "-",
+    ];
+    ffmpeg_stat(&args.map(String::from), "mean:[")
 }
 
 /// Mean audio level (dB) of `secs` seconds starting `from` seconds into the file.
 pub fn mean_volume(ts: &Path, from: f64, secs: f64) -> f64 {
-    let o = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostats",
-            "-ss",
-            &from.to_string(),
-            "-t",
-            &secs.to_string(),
-            "-i",
-            ts.to_str().unwrap(),
-        ])
-        .args(["-vn", "-af", "volumedetect", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg");
-    let err = String::from_utf8_lossy(&o.stderr);
-    let line = err
-        .lines()
-        .find(|l| l.contains("mean_volume:"))
-        .unwrap_or_else(|| panic!("no volumedetect: {err}"));
-    line.split("mean_volume:")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches(" dB")
-        .parse()
-        .unwrap()
+    let args = [
+        "-ss",
+        &from.to_string(),
+        "-t",
+        &secs.to_string(),
+        "-i",
+        ts.to_str().unwrap(),
+        "-vn",
+        "-af",
+        "volumedetect",
+        "-f",
+        "null",
+        "-",
+    ];
+    ffmpeg_stat(&args.map(String::from), "mean_volume:")
 }
