@@ -6,6 +6,7 @@
 
 pub mod media;
 pub mod playout;
+pub mod policy;
 pub mod rundown;
 pub mod schedule;
 pub mod time;

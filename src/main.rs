@@ -4,8 +4,8 @@ use airclass::media::demo;
 use airclass::playout::{self, Pace, Sink};
 use airclass::schedule::Schedule;
 use airclass::time::{BroadcastDay, parse_time_of_day};
-use airclass::{rundown, timetable};
-use chrono::{NaiveDate, NaiveDateTime, Utc};
+use airclass::{policy, rundown, timetable};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,14 +26,32 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Check a channel directory (channel.yaml and weeks/*.yaml); errors are FILE:LINE:COL.
-    Validate { channel: PathBuf },
-    /// Print the frame-exact rundown of one broadcast day.
+    Validate {
+        channel: PathBuf,
+        /// Also probe every media file and compare its length with the stated duration.
+        #[arg(long)]
+        probe: bool,
+    },
+    /// Print the frame-exact rundown of a broadcast day, or the policy report of a day or week.
     Build {
         channel: PathBuf,
+        /// The broadcast day.
+        #[arg(long, required_unless_present = "week")]
+        date: Option<NaiveDate>,
+        /// A whole week (report only), by its Monday or any day in it.
+        #[arg(long, conflicts_with = "date")]
+        week: Option<NaiveDate>,
+        /// Print the policy report (every rule with pass/fail) instead of the rundown; exits 1 if
+        /// a rule fails.
         #[arg(long)]
-        date: NaiveDate,
+        report: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+    /// Print the JSON Schema of `channel` or `week` files.
+    Schema {
+        #[arg(value_parser = ["channel", "week"])]
+        which: String,
     },
     /// Write the public timetable (JSON) of every loaded week to a directory.
     Publish {
@@ -111,14 +129,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// A flag that Ctrl-C or SIGTERM sets, so the engine can finish the output cleanly.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+    Ok(stop)
+}
+
 fn load(dir: &Path) -> Result<Schedule, String> {
     Schedule::load(dir).map_err(|e| e.to_string())
 }
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
-        Cmd::Validate { channel } => {
+        Cmd::Validate { channel, probe } => {
             let s = load(&channel)?;
+            if probe {
+                let (errors, warnings) = airclass::media::probe::check_durations(&s);
+                warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+                if !errors.is_empty() {
+                    return Err(airclass::schedule::SourceErrors(errors).to_string());
+                }
+            }
             let entries: usize = s
                 .weeks
                 .iter()
@@ -140,17 +174,71 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Build {
             channel,
             date,
+            week,
+            report,
             format,
         } => {
             let s = load(&channel)?;
-            let r = rundown::build(&s, date);
-            match format {
-                Format::Table => print!("{}", rundown::to_table(&r)),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rundown::to_json(&r)).expect("json")
-                ),
+            let dates: Vec<NaiveDate> = match (date, week) {
+                (Some(d), _) => vec![d],
+                (None, Some(w)) => {
+                    let monday = w - chrono::Days::new(w.weekday().num_days_from_monday() as u64);
+                    (0..7).map(|i| monday + chrono::Days::new(i)).collect()
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            if !report {
+                if dates.len() > 1 {
+                    return Err("--week needs --report; print rundowns one --date at a time".into());
+                }
+                let r = rundown::build(&s, dates[0]);
+                match format {
+                    Format::Table => print!("{}", rundown::to_table(&r)),
+                    Format::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&rundown::to_json(&r)).expect("json")
+                    ),
+                }
+                return Ok(());
             }
+            let reports: Vec<_> = dates
+                .iter()
+                .map(|&d| rundown::report(&s, &rundown::build(&s, d)))
+                .collect();
+            match format {
+                Format::Table => reports
+                    .iter()
+                    .for_each(|r| println!("{}", policy::to_text(r))),
+                Format::Json => {
+                    let v = if reports.len() == 1 {
+                        serde_json::to_value(&reports[0])
+                    } else {
+                        serde_json::to_value(&reports)
+                    };
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&v.expect("json")).expect("json")
+                    );
+                }
+            }
+            let failed: Vec<String> = reports
+                .iter()
+                .flat_map(|r| {
+                    r.rules
+                        .iter()
+                        .filter(|x| !x.pass)
+                        .map(move |x| format!("{} {}", r.date, x.rule))
+                })
+                .collect();
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("rules failed: {}", failed.join(", ")))
+            }
+        }
+        Cmd::Schema { which } => {
+            let v = airclass::schedule::json_schema(&which).ok_or("unknown schema")?;
+            println!("{}", serde_json::to_string_pretty(&v).expect("json"));
             Ok(())
         }
         Cmd::Publish { channel, out } => {
@@ -228,7 +316,10 @@ fn run(cli: Cli) -> Result<(), String> {
             let day = BroadcastDay::new(date, ch.day_start, ch.tz, ch.rate);
             let start = day.frame_of_local(from, ch.day_start, ch.tz);
             let mut end = day.frame_of_local(to, ch.day_start, ch.tz);
-            if end <= start {
+            if end == start {
+                return Err("--from and --to are the same time; give a window, e.g. --from 08:00 --to 08:30".into());
+            }
+            if end < start {
                 // The window runs into the next broadcast day.
                 let next =
                     BroadcastDay::new(date.succ_opt().expect("date"), ch.day_start, ch.tz, ch.rate);
@@ -243,7 +334,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 pace: Pace::AsFastAsPossible,
                 shift: chrono::Duration::zero(),
                 as_run_dir: &as_run_dir,
-                stop: Arc::new(AtomicBool::new(false)),
+                stop: stop_on_signals()?,
             })?;
             let secs = started.elapsed().as_secs_f64();
             let aired = sum.frames as f64 * ch.rate.den as f64 / ch.rate.num as f64;
@@ -281,10 +372,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
                 None => chrono::Duration::zero(),
             };
-            let stop = Arc::new(AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
-            }
+            let stop = stop_on_signals()?;
             for o in &sinks {
                 match o {
                     Sink::Udp { host, port } => println!(

@@ -2,12 +2,11 @@
 //! It is the single source of truth: playout plays it and every public feed is a rendering of it.
 //! Building is pure: same schedule and date in, same rundown out.
 
-use crate::schedule::{Channel, DayPlan, Entry, EntryKind, Grade, Schedule, Strand};
+use crate::schedule::{Channel, DayPlan, Entry, EntryKind, Grade, Schedule, Stage, Strand};
 use crate::time::{BroadcastDay, Frames, timecode};
 use chrono::{DateTime, Datelike, NaiveDate};
 use chrono_tz::Tz;
 use serde::Serialize;
-use std::collections::VecDeque;
 
 /// What an item is: it decides how playout fills it and how the guide shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,6 +44,8 @@ pub struct Item {
     pub duration: Frames,
     /// True for items the operator pinned to a fixed time.
     pub pinned: bool,
+    /// For a rerun: the id of the first airing.
+    pub rerun_of: Option<String>,
 }
 
 impl Item {
@@ -94,16 +95,15 @@ pub fn build(schedule: &Schedule, date: NaiveDate) -> Rundown {
     let mut b = Builder {
         ch,
         day,
-        items: Vec::new(),
+        screen: Vec::new(),
         unplaced: Vec::new(),
         warnings: Vec::new(),
-        breaks: 0,
     };
     match schedule.day(date) {
         Some(plan)
             if !(plan.lessons.is_empty() && plan.extras.is_empty() && plan.pinned.is_empty()) =>
         {
-            b.place(plan)
+            b.place(plan, date.pred_opt().and_then(|d| schedule.day(d)))
         }
         Some(_) => b.warnings.push(format!(
             "{date} has no entries in its week file; the channel airs filler all day"
@@ -112,24 +112,63 @@ pub fn build(schedule: &Schedule, date: NaiveDate) -> Rundown {
             "no weekly schedule covers {date}; the channel airs filler all day"
         )),
     }
-    b.fill_gaps();
+    let items = b.decorate();
     Rundown {
         channel_id: ch.id.clone(),
         day,
         tz: ch.tz,
-        items: b.items,
+        items,
         unplaced: b.unplaced,
         warnings: b.warnings,
+    }
+}
+
+/// The policy report of a built rundown.
+pub fn report(schedule: &Schedule, r: &Rundown) -> crate::policy::DayReport {
+    let ch = &schedule.channel;
+    crate::policy::check(r, &ch.policy, &windows(ch, &r.day), ch.day_start, ch.tz)
+}
+
+/// The air-hours windows of a day, in frames.
+pub fn windows(ch: &Channel, day: &BroadcastDay) -> Vec<(Frames, Frames)> {
+    ch.air_hours
+        .iter()
+        .map(|&(f, t)| {
+            (
+                day.frame_of_local(f, ch.day_start, ch.tz),
+                day.frame_of_local(t, ch.day_start, ch.tz),
+            )
+        })
+        .collect()
+}
+
+/// An entry waiting to be placed.
+#[derive(Clone, Copy)]
+struct Queued<'e> {
+    entry: &'e Entry,
+    /// For a rerun: the date of the airing it repeats.
+    rerun_of: Option<NaiveDate>,
+    /// It may not start before this frame (a rerun follows its first airing).
+    not_before: Frames,
+}
+
+impl<'e> Queued<'e> {
+    fn first(entry: &'e Entry) -> Self {
+        Queued {
+            entry,
+            rerun_of: None,
+            not_before: 0,
+        }
     }
 }
 
 struct Builder<'a> {
     ch: &'a Channel,
     day: BroadcastDay,
-    items: Vec<Item>,
+    /// Lessons, strands and programmes placed so far, kept sorted by start.
+    screen: Vec<Item>,
     unplaced: Vec<Unplaced>,
     warnings: Vec<String>,
-    breaks: usize,
 }
 
 impl Builder<'_> {
@@ -150,130 +189,455 @@ impl Builder<'_> {
             start,
             duration: e.duration,
             pinned: e.at.is_some(),
+            rerun_of: None,
         }
     }
 
-    /// Pinned entries at their times; lessons and extras in order through the air-hours windows,
-    /// grades taking turns (the first grade rotates by weekday so no grade always airs first),
-    /// a break after each lesson when another follows.
-    fn place(&mut self, plan: &DayPlan) {
+    /// Pinned entries at their times; each exam-year grade's lessons in its held slot; the other
+    /// lessons and extras in turns (grades rotating by weekday) through the free air time, each
+    /// where the rest rule allows; secondary lessons dropped if primary would fall below its
+    /// share; reruns in what is left.
+    fn place(&mut self, plan: &DayPlan, yesterday: Option<&DayPlan>) {
         let (ch, day) = (self.ch, self.day);
-        let mut pinned: Vec<Item> = plan
-            .pinned
+        let pol = &ch.policy;
+        for e in &plan.pinned {
+            let it = self.item(
+                e,
+                day.frame_of_local(e.at.expect("pinned"), ch.day_start, ch.tz),
+            );
+            self.insert(it);
+        }
+        let mut held: Vec<(Frames, Frames)> = Vec::new();
+        let mut exam_entries: Vec<&Entry> = Vec::new();
+        // A slot is held on days its grade has lessons (school days), and free air time otherwise.
+        for slot in pol
+            .exam_slots
             .iter()
-            .map(|e| {
-                self.item(
-                    e,
-                    day.frame_of_local(e.at.expect("pinned"), ch.day_start, ch.tz),
-                )
-            })
-            .collect();
-        pinned.sort_by_key(|i| i.start);
-        let mut queue: VecDeque<&Entry> =
-            turn_order(plan, day.date.weekday().num_days_from_monday() as usize).into();
-        let windows: Vec<(Frames, Frames)> = ch
-            .air_hours
-            .iter()
-            .map(|&(f, t)| {
-                (
-                    day.frame_of_local(f, ch.day_start, ch.tz),
-                    day.frame_of_local(t, ch.day_start, ch.tz),
-                )
-            })
-            .collect();
-        for (w_start, w_end) in windows {
-            let mut cursor = w_start;
-            while let Some(e) = queue.front() {
-                let next_pin = pinned.iter().find(|p| p.end() > cursor && p.start < w_end);
-                let limit = next_pin.map_or(w_end, |p| p.start.max(cursor));
-                if cursor + e.duration <= limit {
-                    let e = queue.pop_front().expect("front exists");
-                    self.items.push(self.item(e, cursor));
-                    cursor += e.duration;
-                    if !queue.is_empty() && cursor + ch.break_frames <= limit && ch.break_frames > 0
-                    {
-                        self.push_break(cursor);
-                        cursor += ch.break_frames;
-                    }
-                } else if let Some(p) = next_pin {
-                    cursor = cursor.max(p.end());
-                } else {
-                    break;
-                }
+            .filter(|s| plan.lessons.contains_key(&s.grade))
+        {
+            let span = (
+                day.frame_of_local(slot.from, ch.day_start, ch.tz),
+                day.frame_of_local(slot.to, ch.day_start, ch.tz),
+            );
+            held.push(span);
+            let mut queue: Vec<Queued> = plan
+                .lessons
+                .get(&slot.grade)
+                .into_iter()
+                .flatten()
+                .map(Queued::first)
+                .collect();
+            self.fill(span, &mut queue);
+            exam_entries.extend(
+                plan.lessons
+                    .get(&slot.grade)
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| !queue.iter().any(|q| q.entry.id == e.id)),
+            );
+        }
+        let mut queue: Vec<Queued> =
+            turn_order(plan, day.date.weekday().num_days_from_monday() as usize)
+                .into_iter()
+                .filter(|e| !exam_entries.iter().any(|x| x.id == e.id))
+                .map(Queued::first)
+                .collect();
+        self.drop_for_primary_share(&mut queue, &exam_entries);
+        for span in self.free_spans(&held) {
+            self.fill(span, &mut queue);
+        }
+        for q in queue {
+            self.unplaced.push(self.why_not(q.entry));
+        }
+        self.keep_primary_share(&exam_entries);
+        if pol.reruns {
+            // Today's lessons in the order they aired (each after its first airing), then
+            // yesterday's in their turn order.
+            let mut queue: Vec<Queued> = self
+                .screen
+                .iter()
+                .filter(|i| i.kind == ItemKind::Lesson)
+                .filter_map(|i| {
+                    let e = plan
+                        .lessons
+                        .values()
+                        .flatten()
+                        .find(|e| format!("{}-{}", day.date, e.id) == i.id)?;
+                    Some(Queued {
+                        entry: e,
+                        rerun_of: Some(day.date),
+                        not_before: i.end(),
+                    })
+                })
+                .collect();
+            if let (Some(prev), Some(yplan)) = (day.date.pred_opt(), yesterday) {
+                let order = turn_order(yplan, prev.weekday().num_days_from_monday() as usize);
+                queue.extend(
+                    order
+                        .into_iter()
+                        .filter(|e| e.kind == EntryKind::Lesson)
+                        .map(|e| Queued {
+                            entry: e,
+                            rerun_of: Some(prev),
+                            not_before: 0,
+                        }),
+                );
+            }
+            for span in self.free_spans(&held) {
+                self.fill(span, &mut queue);
             }
         }
-        for e in queue {
+    }
+
+    /// The parts of the air-hours windows not held for exam grades.
+    fn free_spans(&self, held: &[(Frames, Frames)]) -> Vec<(Frames, Frames)> {
+        let mut spans = windows(self.ch, &self.day);
+        for &(hf, ht) in held {
+            spans = spans
+                .into_iter()
+                .flat_map(|(f, t)| {
+                    if ht <= f || hf >= t {
+                        vec![(f, t)]
+                    } else {
+                        [(f, hf), (ht, t)]
+                            .into_iter()
+                            .filter(|(a, b)| b > a)
+                            .collect()
+                    }
+                })
+                .collect();
+        }
+        spans
+    }
+
+    /// Place entries from `queue` (first that fits, in order) inside `span`, each at the earliest
+    /// start after the cursor that keeps the rest rule and the daily caps. Placed entries leave
+    /// the queue. An entry queued with a date is a rerun of its airing on that date.
+    fn fill(&mut self, span: (Frames, Frames), queue: &mut Vec<Queued>) {
+        let mut cursor = span.0;
+        loop {
+            // First airings: the first entry that fits, preferring one whose grade did not just
+            // have a lesson. Reruns: whichever can start earliest.
+            let last_grade = self
+                .screen
+                .iter()
+                .rev()
+                .find(|i| i.start < cursor && i.kind == ItemKind::Lesson)
+                .and_then(|i| i.grade);
+            let fits = |(qi, q): (usize, &Queued)| {
+                let e = q.entry;
+                if q.rerun_of.is_none() && e.kind == EntryKind::Lesson && !self.within_daily_cap(e)
+                {
+                    return None;
+                }
+                self.earliest(cursor.max(q.not_before), span.1, e.duration)
+                    .map(|t| (qi, t))
+            };
+            let found = if queue.first().is_some_and(|q| q.rerun_of.is_some()) {
+                queue
+                    .iter()
+                    .enumerate()
+                    .filter_map(fits)
+                    .min_by_key(|&(qi, t)| (t, qi))
+            } else {
+                queue
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, q)| q.entry.grade.is_none() || q.entry.grade != last_grade)
+                    .find_map(fits)
+                    .or_else(|| queue.iter().enumerate().find_map(fits))
+            };
+            let Some((qi, t)) = found else { break };
+            let q = queue.remove(qi);
+            let mut it = self.item(q.entry, t);
+            if let Some(origin) = q.rerun_of {
+                it.rerun_of = Some(format!("{origin}-{}", q.entry.id));
+                it.id = format!("{}-rerun", it.id);
+                it.title = format!("{}（重播）", it.title);
+            }
+            cursor = it.end();
+            self.insert(it);
+        }
+    }
+
+    /// Before placing: leave out the last secondary lessons (outside the exam slots) while the
+    /// day's lessons would give primary grades less than their share.
+    fn drop_for_primary_share<'e>(
+        &mut self,
+        queue: &mut Vec<Queued<'e>>,
+        exam_entries: &[&'e Entry],
+    ) {
+        let min = self.ch.policy.primary_share_min_percent as i64;
+        loop {
+            let all = queue
+                .iter()
+                .map(|q| q.entry)
+                .chain(exam_entries.iter().copied())
+                .filter(|e| e.kind == EntryKind::Lesson);
+            let total: Frames = all.clone().map(|e| e.duration).sum();
+            let primary: Frames = all
+                .filter(|e| e.grade.is_some_and(|g| g.stage() == Stage::Primary))
+                .map(|e| e.duration)
+                .sum();
+            if total == 0 || primary * 100 >= min * total {
+                return;
+            }
+            let Some(pos) = queue.iter().rposition(|q| {
+                q.entry.kind == EntryKind::Lesson
+                    && q.entry.grade.is_some_and(|g| g.stage() != Stage::Primary)
+            }) else {
+                return;
+            };
+            let e = queue.remove(pos).entry;
             self.unplaced.push(Unplaced {
                 id: e.id.clone(),
                 grade: e.grade,
                 title: e.title.clone(),
-                reason: "no room left in the air hours after the entries before it".into(),
+                reason: format!("airing it would take primary grades below {min}% of lesson time"),
             });
         }
-        self.items.extend(pinned);
-        self.items.sort_by_key(|i| i.start);
     }
 
-    fn push_break(&mut self, start: Frames) {
-        self.breaks += 1;
-        self.items.push(Item {
-            id: format!("{}-break-{}", self.day.date, self.breaks),
-            kind: ItemKind::Break,
-            title: "眼保健操 · 课间休息".into(),
-            grade: None,
-            subject: None,
-            strand: None,
-            number: None,
-            media: self.ch.break_media.clone(),
-            start,
-            duration: self.ch.break_frames,
-            pinned: false,
-        });
-    }
-
-    /// Filler in every gap so the day runs from frame 0 to its last frame without a hole.
-    fn fill_gaps(&mut self) {
-        let mut out = Vec::with_capacity(self.items.len() * 2 + 1);
-        let mut cursor = 0;
-        let filler = |start: Frames, end: Frames| Item {
-            id: format!("{}-filler-{}", self.day.date, start),
-            kind: ItemKind::Filler,
-            title: format!("{} 频道宣传", self.ch.short_name),
-            grade: None,
-            subject: None,
-            strand: None,
-            number: None,
-            media: self.ch.filler.clone(),
-            start,
-            duration: end - start,
-            pinned: false,
-        };
-        for it in self.items.drain(..) {
-            if it.start > cursor {
-                out.push(filler(cursor, it.start));
+    /// The earliest start in [from, until - len] where an item of `len` frames overlaps nothing
+    /// and keeps every run of screen time within the rest limit.
+    fn earliest(&self, from: Frames, until: Frames, len: Frames) -> Option<Frames> {
+        let pol = &self.ch.policy;
+        let mut t = from;
+        while t + len <= until {
+            let after = self.screen.partition_point(|i| i.start < t + len);
+            let before = self.screen[..after].iter().rposition(|i| i.start < t);
+            if let Some(b) = before
+                && self.screen[b].end() > t
+            {
+                t = self.screen[b].end();
+                continue;
             }
+            let first_inside = before.map_or(0, |b| b + 1);
+            if first_inside < after {
+                t = self.screen[first_inside].end();
+                continue;
+            }
+            // Screen time joined to this item on both sides (gaps shorter than a full break).
+            let mut run = len;
+            let mut edge = t;
+            for i in self.screen[..before.map_or(0, |b| b + 1)].iter().rev() {
+                if edge - i.end() >= pol.rest_break_min {
+                    break;
+                }
+                run += i.duration;
+                edge = i.start;
+            }
+            let mut edge = t + len;
+            for i in &self.screen[after..] {
+                if i.start - edge >= pol.rest_break_min {
+                    break;
+                }
+                run += i.duration;
+                edge = i.end();
+            }
+            if run <= pol.rest_after_max {
+                return Some(t);
+            }
+            // Too long a run: try again after a full break following the previous item.
+            let prev_end = before.map(|b| self.screen[b].end()).unwrap_or(t);
+            let next_t = (prev_end + pol.rest_break_min).max(t + 1);
+            t = if next_t > t { next_t } else { t + 1 };
+        }
+        None
+    }
+
+    fn within_daily_cap(&self, e: &Entry) -> bool {
+        let Some(g) = e.grade else { return true };
+        let Some(cap) = self.ch.policy.daily_max(g) else {
+            return true;
+        };
+        let used: Frames = self
+            .screen
+            .iter()
+            .filter(|i| i.grade == Some(g) && i.kind == ItemKind::Lesson && i.rerun_of.is_none())
+            .map(|i| i.duration)
+            .sum();
+        used + e.duration <= cap
+    }
+
+    fn why_not(&self, e: &Entry) -> Unplaced {
+        let reason = match (e.kind, e.grade) {
+            (EntryKind::Lesson, Some(g)) if !self.within_daily_cap(e) => format!(
+                "{}'s daily limit of {} min would be exceeded; send it to the online platform or another day",
+                g.label_zh(),
+                self.ch.policy.daily_max(g).unwrap_or(0) / (60 * self.ch.rate.timecode_base())
+            ),
+            _ => "no room left in the air hours (with the rest breaks the policy requires)".into(),
+        };
+        Unplaced {
+            id: e.id.clone(),
+            grade: e.grade,
+            title: e.title.clone(),
+            reason,
+        }
+    }
+
+    /// Drop the latest secondary lessons outside the exam slots while primary is under its share.
+    fn keep_primary_share(&mut self, exam_entries: &[&Entry]) {
+        let min = self.ch.policy.primary_share_min_percent as i64;
+        loop {
+            let lessons = self.screen.iter().filter(|i| i.kind == ItemKind::Lesson);
+            let total: Frames = lessons.clone().map(|i| i.duration).sum();
+            let primary: Frames = lessons
+                .filter(|i| i.grade.is_some_and(|g| g.stage() == Stage::Primary))
+                .map(|i| i.duration)
+                .sum();
+            if total == 0 || primary * 100 >= min * total {
+                return;
+            }
+            let exam_ids: Vec<String> = exam_entries
+                .iter()
+                .map(|e| format!("{}-{}", self.day.date, e.id))
+                .collect();
+            let Some(pos) = self.screen.iter().rposition(|i| {
+                i.kind == ItemKind::Lesson
+                    && i.grade.is_some_and(|g| g.stage() != Stage::Primary)
+                    && !i.pinned
+                    && !exam_ids.contains(&i.id)
+            }) else {
+                self.warnings.push(format!(
+                    "primary share is {}%, below the minimum {min}%, and only exam-year or pinned lessons are left to drop; schedule more primary lessons",
+                    primary * 100 / total
+                ));
+                return;
+            };
+            let it = self.screen.remove(pos);
+            self.unplaced.push(Unplaced {
+                id: it
+                    .id
+                    .trim_start_matches(&format!("{}-", self.day.date))
+                    .to_string(),
+                grade: it.grade,
+                title: it.title,
+                reason: format!("airing it would take primary grades below {min}% of lesson time"),
+            });
+        }
+    }
+
+    fn insert(&mut self, it: Item) {
+        let at = self.screen.partition_point(|i| i.start <= it.start);
+        self.screen.insert(at, it);
+    }
+
+    /// The whole day: a break (eye exercises) in each gap after screen time that is long enough
+    /// for one, filler in every other gap, so the day runs from frame 0 to its end.
+    fn decorate(&mut self) -> Vec<Item> {
+        let brk = self.ch.break_frames;
+        let mut out = Vec::with_capacity(self.screen.len() * 3 + 1);
+        let mut cursor = 0;
+        let mut breaks = 0;
+        let screen = std::mem::take(&mut self.screen);
+        let n = screen.len();
+        for (i, it) in screen.into_iter().enumerate() {
+            let gap_end = it.start;
+            self.gap(
+                &mut out,
+                cursor,
+                gap_end,
+                i > 0 && brk > 0 && gap_end - cursor >= brk,
+                &mut breaks,
+            );
             cursor = it.end();
             out.push(it);
+            if i + 1 == n {
+                let end = self.day.frames();
+                let in_hours = windows(self.ch, &self.day)
+                    .iter()
+                    .any(|&(_, t)| t >= cursor + brk);
+                self.gap(
+                    &mut out,
+                    cursor,
+                    end,
+                    brk > 0 && in_hours && end - cursor >= brk,
+                    &mut breaks,
+                );
+                cursor = end;
+            }
         }
         if cursor < self.day.frames() {
-            out.push(filler(cursor, self.day.frames()));
+            self.gap(&mut out, cursor, self.day.frames(), false, &mut breaks);
         }
-        self.items = out;
+        out
+    }
+
+    fn gap(
+        &self,
+        out: &mut Vec<Item>,
+        from: Frames,
+        to: Frames,
+        with_break: bool,
+        breaks: &mut usize,
+    ) {
+        if to <= from {
+            return;
+        }
+        let mut from = from;
+        if with_break {
+            *breaks += 1;
+            out.push(Item {
+                id: format!("{}-break-{}", self.day.date, breaks),
+                kind: ItemKind::Break,
+                title: "眼保健操 · 课间休息".into(),
+                grade: None,
+                subject: None,
+                strand: None,
+                number: None,
+                media: self.ch.break_media.clone(),
+                start: from,
+                duration: self.ch.break_frames,
+                pinned: false,
+                rerun_of: None,
+            });
+            from += self.ch.break_frames;
+        }
+        if to > from {
+            out.push(Item {
+                id: format!("{}-filler-{}", self.day.date, from),
+                kind: ItemKind::Filler,
+                title: format!("{} 频道宣传", self.ch.short_name),
+                grade: None,
+                subject: None,
+                strand: None,
+                number: None,
+                media: self.ch.filler.clone(),
+                start: from,
+                duration: to - from,
+                pinned: false,
+                rerun_of: None,
+            });
+        }
     }
 }
 
-/// Lessons in turns: round r holds each grade's r-th lesson, grades in order starting from a
-/// weekday-rotated grade; extras spread evenly between the turns.
+/// Lessons in turns: each turn goes to the grade with the most lessons left that did not have
+/// the previous turn (ties to the earliest grade in an order rotated by weekday, so no grade
+/// always airs first); each grade's lessons keep their teaching order. Extras are spread evenly.
 fn turn_order(plan: &DayPlan, rotate: usize) -> Vec<&Entry> {
     let mut grades: Vec<&Vec<Entry>> = plan.lessons.values().collect();
     if !grades.is_empty() {
         let k = rotate % grades.len();
         grades.rotate_left(k);
     }
-    let rounds = grades.iter().map(|l| l.len()).max().unwrap_or(0);
-    let lessons: Vec<&Entry> = (0..rounds)
-        .flat_map(|r| grades.iter().filter_map(move |l| l.get(r)))
-        .collect();
+    let mut next = vec![0usize; grades.len()];
+    let mut last: Option<usize> = None;
+    let mut lessons: Vec<&Entry> = Vec::new();
+    loop {
+        let left = |g: usize| grades[g].len() - next[g];
+        let pick = (0..grades.len())
+            .filter(|&g| left(g) > 0 && Some(g) != last)
+            .max_by_key(|&g| (left(g), std::cmp::Reverse(g)));
+        let Some(g) = pick.or_else(|| last.filter(|&g| left(g) > 0)) else {
+            break;
+        };
+        lessons.push(&grades[g][next[g]]);
+        next[g] += 1;
+        last = Some(g);
+    }
     // Extra k goes after lesson ((k + 1) * lessons / (extras + 1)): evenly spread through the day.
     let slot = |k: usize| (k + 1) * lessons.len() / (plan.extras.len() + 1);
     let mut out = Vec::with_capacity(lessons.len() + plan.extras.len());
@@ -312,6 +676,7 @@ pub fn to_json(r: &Rundown) -> serde_json::Value {
                 "duration_frames": it.duration,
                 "timecode": timecode(it.start, r.day.rate),
                 "pinned": it.pinned,
+                "rerun_of": it.rerun_of,
                 "media": it.media,
             })
         })
@@ -332,13 +697,14 @@ pub fn to_json(r: &Rundown) -> serde_json::Value {
 /// The rundown as a table for operators.
 pub fn to_table(r: &Rundown) -> String {
     let mut s = format!(
-        "{} {}  ({} items, {} fps)\n",
+        "{} {}  ({} items, {} fps; TIMECODE counts from the broadcast day's start at {})\n",
         r.channel_id,
         r.day.date,
         r.items.len(),
-        r.day.rate
+        r.day.rate,
+        r.local_time(0).format("%H:%M")
     );
-    s.push_str("START  TIMECODE     DURATION     KIND       GRADE   SUBJECT   TITLE / MEDIA\n");
+    s.push_str("START     TIMECODE     DURATION     KIND       GRADE   SUBJECT   TITLE / MEDIA\n");
     for it in &r.items {
         let subject = it
             .subject
@@ -347,7 +713,7 @@ pub fn to_table(r: &Rundown) -> String {
             .unwrap_or("");
         s.push_str(&format!(
             "{}  {}  {}  {:<9}  {:<6}  {}  {}  [{}]\n",
-            r.local_time(it.start).format("%H:%M"),
+            r.local_time(it.start).format("%H:%M:%S"),
             timecode(it.start, r.day.rate),
             timecode(it.duration, r.day.rate),
             format!("{:?}", it.kind).to_lowercase(),

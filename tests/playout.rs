@@ -134,6 +134,20 @@ fn a_30_minute_render_is_frame_exact_with_every_cut_on_plan() {
         "{service}"
     );
 
+    // The layout downstream equipment is configured for: program 1, PMT on PID 32, video 256, audio 257.
+    let layout = ffprobe(&[
+        "-show_entries",
+        "program=program_num,pmt_pid:program_stream=id",
+        "-of",
+        "compact",
+        ts_s,
+    ]);
+    assert!(layout.contains("program_num=1|pmt_pid=32"), "{layout}");
+    assert!(
+        layout.contains("id=0x100") && layout.contains("id=0x101"),
+        "{layout}"
+    );
+
     let pts = video_pts(&ts);
     assert_eq!(pts.len() as i64, to - from, "video frames");
     assert!(

@@ -224,7 +224,7 @@ fn the_table_shows_times_timecodes_and_titles() {
     let o = airclass(&["build", sample().to_str().unwrap(), "--date", "2020-02-17"]);
     assert!(o.status.success());
     let t = String::from_utf8(o.stdout).unwrap();
-    assert!(t.contains("08:00  02:00:00:00  00:05:00:00"), "{t}");
+    assert!(t.contains("08:00:00  02:00:00:00  00:05:00:00"), "{t}");
     assert!(t.contains("一年级"), "{t}");
 }
 

@@ -1,3 +1,4 @@
-//! Media around the engine: making the sample channel's demo media.
+//! Media around the engine: probing files ahead of air and making the sample channel's demo media.
 
 pub mod demo;
+pub mod probe;

@@ -211,7 +211,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
                         f,
                         n,
                         item.start,
-                        Some(format!("slate: {e}")),
+                        Some(format!("slate: {}: {e}", item.media)),
                     );
                     None
                 }

@@ -49,10 +49,10 @@ pub enum Pace {
     AsFastAsPossible,
 }
 
-/// Transport-stream layout: fixed PIDs so downstream equipment can be configured once.
+/// Transport-stream layout: fixed PIDs so downstream equipment can be configured once (the
+/// muxer puts the PMT on PID 0x20, which it does not let us change).
 pub const VIDEO_PID: u32 = 256;
 pub const AUDIO_PID: u32 = 257;
-pub const PMT_PID: u32 = 4096;
 /// Audio is always conformed to this before it reaches the output.
 pub const AUDIO_RATE: u32 = 48_000;
 pub const AUDIO_CHANNELS: u32 = 2;
@@ -84,6 +84,7 @@ impl Output {
              ! audioconvert ! avenc_aac bitrate={ab} ! aacparse \
              ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! mux.sink_{apid} \
              mpegtsmux name=mux alignment=7 bitrate={mb} pcr-interval=1800 pat-interval=9000 pmt-interval=9000 si-interval=9000 \
+               prog-map=\"program_map,sink_{vpid}=(int){prog},sink_{apid}=(int){prog}\" \
              ! tee name=t ",
             w = ch.width,
             h = ch.height,
@@ -95,6 +96,7 @@ impl Output {
             ar = AUDIO_RATE,
             ac = AUDIO_CHANNELS,
             vpid = VIDEO_PID,
+            prog = o.program_number,
             apid = AUDIO_PID,
             // Real time: the engine paces itself, so queues may hold its lead; rendering: backpressure.
             vbytes = if live {
@@ -125,12 +127,6 @@ impl Output {
             .downcast::<gst::Pipeline>()
             .expect("a pipeline");
         let mux = pipeline.by_name("mux").expect("mux");
-        let prog = gst::Structure::builder("program_map")
-            .field(format!("sink_{VIDEO_PID}"), o.program_number as i32)
-            .field(format!("sink_{AUDIO_PID}"), o.program_number as i32)
-            .field(format!("PMT_{}", o.program_number), PMT_PID as i32)
-            .build();
-        mux.set_property("prog-map", prog);
         let get = |n: &str| {
             pipeline
                 .by_name(n)

@@ -6,9 +6,11 @@ mod positions;
 
 pub use positions::{Pos, Positions};
 
+use crate::policy::{ExamSlot, Policy, PolicyFile};
 use crate::time::{BroadcastDay, FrameRate, Frames, parse_duration, parse_time_of_day};
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
 use chrono_tz::Tz;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -94,7 +96,7 @@ impl Grade {
 }
 
 /// The extra strands the notice asks to combine with curriculum lessons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strand {
     EpidemicPrevention,
@@ -123,7 +125,7 @@ impl Strand {
 }
 
 /// Output settings for the transport stream.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Output {
     /// Service name carried in the SDT, as receivers display it.
@@ -177,6 +179,9 @@ pub struct Channel {
     pub slate: String,
     pub filler: String,
     pub output: Output,
+    /// Subjects lessons may have; empty allows any.
+    pub subjects: Vec<String>,
+    pub policy: Policy,
 }
 
 impl Channel {
@@ -203,7 +208,7 @@ fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ChannelFile {
     id: String,
@@ -218,9 +223,13 @@ struct ChannelFile {
     slate: String,
     filler: String,
     output: Output,
+    #[serde(default)]
+    subjects: Vec<String>,
+    #[serde(default)]
+    policy: PolicyFile,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct VideoFile {
     width: u32,
@@ -229,14 +238,14 @@ struct VideoFile {
     aspect: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct WindowFile {
     from: String,
     to: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct BreakFile {
     duration: String,
@@ -244,7 +253,7 @@ struct BreakFile {
 }
 
 /// One entry the operator wrote: a lesson (under a grade), an extra strand item, or a pinned item.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct EntryFile {
     id: String,
@@ -263,7 +272,7 @@ struct EntryFile {
     at: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct DayFile {
     #[serde(default)]
@@ -274,7 +283,7 @@ struct DayFile {
     pinned: Vec<EntryFile>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct WeekFile {
     week: String,
@@ -282,7 +291,7 @@ struct WeekFile {
     days: BTreeMap<WeekdayKey, DayFile>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum WeekdayKey {
     Mon,
@@ -323,8 +332,9 @@ pub struct Entry {
     pub duration: Frames,
     /// Set for pinned entries: the local time they must start at.
     pub at: Option<NaiveTime>,
-    /// Where the operator wrote it.
+    /// Where the operator wrote it, and its duration.
     pub pos: Pos,
+    pub duration_pos: Pos,
 }
 
 /// One day of a weekly schedule.
@@ -436,6 +446,8 @@ fn parse<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, Sou
             "; check the spelling of the key (the JSON Schema in schema/ lists the allowed keys)"
         } else if msg.contains("missing field") {
             "; add the missing key"
+        } else if msg.contains("unknown variant") {
+            "; use one of the listed values"
         } else if msg.contains("invalid type") || msg.contains("invalid value") {
             "; correct the value"
         } else if msg.contains("duplicate") {
@@ -537,6 +549,13 @@ fn load_channel(dir: &Path) -> Result<Channel, Vec<SourceError>> {
     if raw.output.mux_kbps < raw.output.video_kbps + raw.output.audio_kbps + 200 {
         err("output.mux_kbps", "the transport-stream rate must exceed video + audio by at least 200 kbps for tables, PCR and packet overhead".into());
     }
+    let policy = convert_policy(&raw.policy, rate, &mut |path, m| {
+        errors.push(SourceError {
+            file: file.clone(),
+            pos: pos.at(path),
+            message: m,
+        })
+    });
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -557,7 +576,93 @@ fn load_channel(dir: &Path) -> Result<Channel, Vec<SourceError>> {
         slate: raw.slate,
         filler: raw.filler,
         output: raw.output,
+        subjects: raw.subjects,
+        policy,
     })
+}
+
+/// The policy in frames and times; `bad(path, message)` reports a problem at `policy.<path>`.
+fn convert_policy(p: &PolicyFile, rate: FrameRate, bad: &mut dyn FnMut(&str, String)) -> Policy {
+    let mut dur = |path: &str, text: &str| {
+        parse_duration(text, rate).unwrap_or_else(|m| {
+            bad(&format!("policy.{path}"), m);
+            0
+        })
+    };
+    let lesson_max = [
+        dur("lesson_max.primary", &p.lesson_max.primary),
+        dur("lesson_max.junior", &p.lesson_max.junior),
+        dur("lesson_max.senior", &p.lesson_max.senior),
+    ];
+    let daily_max = [
+        dur("daily_max.primary", &p.daily_max.primary),
+        dur("daily_max.junior", &p.daily_max.junior),
+        dur("daily_max.senior", &p.daily_max.senior),
+    ];
+    let rest_after_max = dur("rest.after_max", &p.rest.after_max);
+    let rest_break_min = dur("rest.break_min", &p.rest.break_min);
+    let media_tolerance = dur("media_tolerance", &p.media_tolerance);
+    let mut time = |path: String, text: &str| {
+        parse_time_of_day(text).unwrap_or_else(|m| {
+            bad(&path, m);
+            NaiveTime::MIN
+        })
+    };
+    let exam_slots = p
+        .exam_slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ExamSlot {
+            grade: Grade(s.grade),
+            from: time(format!("policy.exam_slots[{i}].from"), &s.from),
+            to: time(format!("policy.exam_slots[{i}].to"), &s.to),
+        })
+        .collect::<Vec<_>>();
+    let prime_time = p
+        .prime_time
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            (
+                time(format!("policy.prime_time[{i}].from"), &w.from),
+                time(format!("policy.prime_time[{i}].to"), &w.to),
+            )
+        })
+        .collect();
+    for (i, s) in p.exam_slots.iter().enumerate() {
+        if !(1..=12).contains(&s.grade) {
+            bad(
+                &format!("policy.exam_slots[{i}].grade"),
+                format!("unknown grade {}; grades are 1 to 12", s.grade),
+            );
+        }
+    }
+    if p.primary_share_min_percent > 100 {
+        bad(
+            "policy.primary_share_min_percent",
+            "a share is at most 100 (percent)".into(),
+        );
+    }
+    if rest_break_min == 0 || rest_after_max == 0 {
+        bad(
+            "policy.rest",
+            "rest.after_max and rest.break_min must both be more than zero".into(),
+        );
+    }
+    Policy {
+        primary_share_min_percent: p.primary_share_min_percent,
+        exam_slots,
+        lesson_max,
+        daily_max,
+        no_daily_cap: p.no_daily_cap.iter().map(|&g| Grade(g)).collect(),
+        rest_after_max,
+        rest_break_min,
+        strands_min: p.strands.min_per_day,
+        strand_kinds: p.strands.kinds.clone(),
+        prime_time,
+        reruns: p.reruns,
+        media_tolerance,
+    }
 }
 
 fn parse_rate(s: &str) -> Result<FrameRate, String> {
@@ -663,17 +768,14 @@ fn load_week(file: &Path, channel: &Channel) -> Result<Week, Vec<SourceError>> {
             ));
         }
         for (path, e, kind, grade) in sections {
-            if let Some(entry) = check_entry(
-                &path,
-                e,
-                kind,
-                grade,
-                channel.rate,
-                &mut seen,
-                &mut |f, m| errors.push(at(&format!("{path}.{f}"), m)),
-            ) {
+            if let Some(entry) =
+                check_entry(&path, e, kind, grade, channel, &mut seen, &mut |f, m| {
+                    errors.push(at(&format!("{path}.{f}"), m))
+                })
+            {
                 let entry = Entry {
                     pos: pos.at(&path),
+                    duration_pos: pos.at(&format!("{path}.duration")),
                     ..entry
                 };
                 match (kind, entry.grade) {
@@ -707,7 +809,7 @@ fn check_entry(
     e: &EntryFile,
     section: EntryKind,
     grade: Option<u8>,
-    rate: FrameRate,
+    channel: &Channel,
     seen: &mut HashMap<String, String>,
     bad: &mut dyn FnMut(&str, String),
 ) -> Option<Entry> {
@@ -768,7 +870,19 @@ fn check_entry(
             "a lesson needs a `subject` (e.g. 语文, 数学)".into(),
         );
     }
-    let duration = match parse_duration(&e.duration, rate) {
+    if let Some(subject) = &e.subject
+        && !channel.subjects.is_empty()
+        && !channel.subjects.contains(subject)
+    {
+        bad(
+            "subject",
+            format!(
+                "unknown subject `{subject}`; use one of {} (the `subjects` list in channel.yaml)",
+                channel.subjects.join(", ")
+            ),
+        );
+    }
+    let duration = match parse_duration(&e.duration, channel.rate) {
         Ok(0) => {
             bad(
                 "duration",
@@ -782,6 +896,22 @@ fn check_entry(
             None
         }
     };
+    if let (Some(d), Some(g)) = (duration, grade)
+        && (section == EntryKind::Lesson || e.subject.is_some())
+        && d > channel.policy.lesson_max(g)
+    {
+        let limit = channel.policy.lesson_max(g);
+        bad(
+            "duration",
+            format!(
+                "this {} lesson is {} long, over the {:?} limit of {}; split it or shorten it",
+                g.label_zh(),
+                crate::time::timecode(d, channel.rate),
+                g.stage(),
+                crate::time::timecode(limit, channel.rate)
+            ),
+        );
+    }
     let at = match (&e.at, section) {
         (Some(t), EntryKind::Programme) => parse_time_of_day(t).map_err(|m| bad("at", m)).ok(),
         (None, EntryKind::Programme) => {
@@ -819,6 +949,7 @@ fn check_entry(
             None
         },
         pos: Pos::default(),
+        duration_pos: Pos::default(),
     })
 }
 
@@ -883,6 +1014,17 @@ fn check_pinned(
             );
         }
     }
+}
+
+/// JSON Schemas of the two input files, for editors with a YAML language server (committed
+/// under `schema/`; a test keeps them equal to these).
+pub fn json_schema(which: &str) -> Option<serde_json::Value> {
+    let schema = match which {
+        "channel" => schemars::schema_for!(ChannelFile),
+        "week" => schemars::schema_for!(WeekFile),
+        _ => return None,
+    };
+    Some(serde_json::to_value(schema).expect("schema is JSON"))
 }
 
 /// Two files must not describe the same week.
