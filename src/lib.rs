@@ -9,5 +9,6 @@ pub mod playout;
 pub mod policy;
 pub mod rundown;
 pub mod schedule;
+pub mod server;
 pub mod time;
 pub mod timetable;

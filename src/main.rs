@@ -59,6 +59,13 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve a published export over HTTP (read-only), as a CDN origin would.
+    Serve {
+        /// The directory given to `publish --out`.
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+    },
     /// Media tools.
     Media {
         #[command(subcommand)]
@@ -243,20 +250,42 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Publish { channel, out } => {
             let s = load(&channel)?;
-            for w in &s.weeks {
-                let days: Vec<_> = (0..7)
-                    .map(|i| timetable::day(&rundown::build(&s, w.start + chrono::Days::new(i))))
-                    .collect();
-                let files = timetable::publish::week(&out, &w.name, &days)
-                    .map_err(|e| format!("{}: {e}", out.display()))?;
-                println!(
-                    "published {} ({} files) under {}",
-                    w.name,
-                    files.len(),
-                    out.join(&s.channel.id).display()
-                );
+            let rundowns: Vec<_> = s
+                .weeks
+                .iter()
+                .flat_map(|w| (0..7).map(|i| rundown::build(&s, w.start + chrono::Days::new(i))))
+                .collect();
+            let base = out.join(&s.channel.id);
+            let prev = timetable::publish::latest(&base);
+            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            match timetable::Feed::next(prev.as_ref(), &s.channel, &rundowns, &now) {
+                None => println!(
+                    "unchanged: version {} under {} is current",
+                    prev.map_or(0, |p| p.version),
+                    base.display()
+                ),
+                Some(feed) => {
+                    let c = feed.changes.clone();
+                    let p = timetable::publish::publish(&out, Some(feed))
+                        .map_err(|e| format!("{}: {e}", out.display()))?;
+                    println!(
+                        "published version {} ({} added, {} moved, {} updated, {} cancelled) at {}; latest -> {}",
+                        p.latest,
+                        c.added.len(),
+                        c.moved.len(),
+                        c.updated.len(),
+                        c.cancelled.len(),
+                        p.dir.display(),
+                        base.join("latest").display()
+                    );
+                }
             }
             Ok(())
+        }
+        Cmd::Serve { dir, bind } => {
+            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            rt.block_on(airclass::server::serve(&dir, bind))
+                .map_err(|e| format!("serve {}: {e}", bind))
         }
         Cmd::Media {
             cmd:

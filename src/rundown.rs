@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 /// What an item is: it decides how playout fills it and how the guide shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ItemKind {
     Lesson,

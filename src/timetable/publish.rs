@@ -1,8 +1,11 @@
-//! Writing the public timetable to a directory any static web server or CDN can serve.
-//! Every file is written atomically (temporary file, fsync, rename), so a reader or a crash never
-//! sees half a file.
+//! Publishing: the feed's renderings written to a directory that any static web server or CDN can
+//! serve as it is. Each version is a directory that is written completely under a temporary name
+//! and then renamed into place, so it appears whole or not at all and is never written again;
+//! `latest` is a symbolic link swapped atomically to the newest version. Every file has gzip and
+//! brotli variants beside it and a content hash in the version's `manifest.json` (for ETags).
 
-use super::Day;
+use super::{Feed, html, ical, json, xmltv};
+use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,37 +19,151 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
         std::process::id()
     ));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
+    write_synced(&tmp, bytes)?;
     fs::rename(&tmp, path)?;
     fs::File::open(dir)?.sync_all()
 }
 
-/// Publish a week of day guides under `out/<channel>/`: one file per day and one for the week.
-/// Returns the files written.
-pub fn week(out: &Path, week_name: &str, days: &[Day]) -> std::io::Result<Vec<PathBuf>> {
-    let Some(first) = days.first() else {
-        return Ok(Vec::new());
-    };
-    let base = out.join(&first.channel);
-    let mut written = Vec::new();
-    for d in days {
-        let p = base.join("days").join(format!("{}.json", d.date));
-        write_atomic(&p, &to_json(d))?;
-        written.push(p);
-    }
-    let p = base.join("weeks").join(format!("{week_name}.json"));
-    let week = serde_json::json!({ "channel": first.channel, "week": week_name, "timezone": first.timezone, "days": days });
-    write_atomic(&p, &serde_json::to_vec_pretty(&week).expect("serializable"))?;
-    written.push(p);
-    Ok(written)
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
-fn to_json(d: &Day) -> Vec<u8> {
-    let mut v = serde_json::to_vec_pretty(d).expect("serializable");
-    v.push(b'\n');
-    v
+/// The files of one version, by path relative to the version directory.
+pub fn render(f: &Feed, history: &[serde_json::Value]) -> Vec<(String, Vec<u8>)> {
+    let mut files = vec![
+        ("feed.json".to_string(), json::feed(f)),
+        ("xmltv.xml".to_string(), xmltv::render(f)),
+        ("index.html".to_string(), html::page(f)),
+        ("versions.json".to_string(), {
+            let mut b = serde_json::to_vec_pretty(history).expect("json");
+            b.push(b'\n');
+            b
+        }),
+    ];
+    for d in &f.dates {
+        files.push((format!("days/{d}.json"), json::day(f, d)));
+    }
+    for g in f.grades() {
+        files.push((format!("grades/{g}.json"), json::grade(f, g)));
+        files.push((format!("ical/grade-{g}.ics"), ical::render(f, g)));
+        files.push((format!("widget/grade-{g}.html"), html::widget(f, g)));
+    }
+    files
+}
+
+/// A strong ETag from the content.
+pub fn etag(bytes: &[u8]) -> String {
+    let h = Sha256::digest(bytes);
+    format!(
+        "\"{}\"",
+        h.iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// What a publish did.
+#[derive(Debug)]
+pub struct Published {
+    /// None when nothing changed since the latest version.
+    pub feed: Option<Feed>,
+    pub latest: u32,
+    pub dir: PathBuf,
+}
+
+/// The newest published version under `base` (the channel's directory in the export).
+pub fn latest(base: &Path) -> Option<Feed> {
+    let bytes = fs::read(base.join("latest/feed.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Publish `next` (built with [`Feed::next`] against [`latest`]) under `out/<channel>/`.
+pub fn publish(out: &Path, next: Option<Feed>) -> std::io::Result<Published> {
+    let Some(feed) = next else {
+        return Err(std::io::Error::other("nothing to publish"));
+    };
+    let base = out.join(&feed.channel.id);
+    let versions = base.join("versions");
+    fs::create_dir_all(&versions)?;
+    // Leftovers of a publish that was killed midway are never served; clear them.
+    for e in fs::read_dir(&versions)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+    let mut history: Vec<serde_json::Value> = fs::read(base.join("latest/versions.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    history.push(serde_json::json!({
+        "version": feed.version,
+        "published": feed.published,
+        "path": format!("versions/{}/", feed.version),
+        "changes": feed.changes,
+    }));
+    let tmp = versions.join(format!(".tmp-{}-{}", feed.version, std::process::id()));
+    fs::create_dir_all(&tmp)?;
+    let mut manifest = serde_json::Map::new();
+    for (rel, bytes) in render(&feed, &history) {
+        let path = tmp.join(&rel);
+        fs::create_dir_all(path.parent().expect("in tmp"))?;
+        write_synced(&path, &bytes)?;
+        write_synced(
+            &path.with_file_name(format!("{}.gz", file_name(&path))),
+            &gzip(&bytes),
+        )?;
+        write_synced(
+            &path.with_file_name(format!("{}.br", file_name(&path))),
+            &brotli(&bytes),
+        )?;
+        manifest.insert(rel, serde_json::Value::String(etag(&bytes)));
+    }
+    write_synced(
+        &tmp.join("manifest.json"),
+        &serde_json::to_vec_pretty(&manifest).expect("json"),
+    )?;
+    let dir = versions.join(feed.version.to_string());
+    if dir.exists() {
+        return Err(std::io::Error::other(format!(
+            "{} exists already; a published version is never rewritten",
+            dir.display()
+        )));
+    }
+    fs::rename(&tmp, &dir)?;
+    fs::File::open(&versions)?.sync_all()?;
+    // Swap `latest` to the new version in one rename.
+    let link_tmp = base.join(format!(".latest-{}", std::process::id()));
+    let _ = fs::remove_file(&link_tmp);
+    std::os::unix::fs::symlink(format!("versions/{}", feed.version), &link_tmp)?;
+    fs::rename(&link_tmp, base.join("latest"))?;
+    fs::File::open(&base)?.sync_all()?;
+    Ok(Published {
+        latest: feed.version,
+        feed: Some(feed),
+        dir,
+    })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(b).expect("in memory");
+    e.finish().expect("in memory")
+}
+
+fn brotli(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut w = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
+    w.write_all(b).expect("in memory");
+    drop(w);
+    out
 }

@@ -1,0 +1,258 @@
+//! `airclass serve`: the published export over HTTP, read-only, with what a CDN in front expects:
+//! the right Content-Type and charset, strong ETags from the content and 304s, long-lived
+//! immutable caching for versioned files and short caching for `latest`, precompressed brotli and
+//! gzip chosen by Accept-Encoding with `Vary`, CORS for any origin without credentials, HEAD.
+//! Files are read once and kept in memory; nothing is rendered per request.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// One file as served: its bytes, precompressed variants and strong ETag.
+struct Cached {
+    body: axum::body::Bytes,
+    gzip: Option<axum::body::Bytes>,
+    br: Option<axum::body::Bytes>,
+    etag: HeaderValue,
+}
+
+struct State {
+    root: PathBuf,
+    /// Keyed by the file's real path: a version's files never change, and `latest` resolves to
+    /// a different real path when it moves, so entries never go stale.
+    cache: RwLock<HashMap<PathBuf, Arc<Cached>>>,
+}
+
+/// The router serving `root` (the `publish --out` directory).
+pub fn router(root: &Path) -> Router {
+    let state = Arc::new(State {
+        root: root.to_path_buf(),
+        cache: RwLock::new(HashMap::new()),
+    });
+    Router::new()
+        .fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+            let state = state.clone();
+            async move { handle(&state, method, uri, headers) }
+        })
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(10),
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024))
+}
+
+/// Serve until Ctrl-C or SIGTERM.
+pub async fn serve(root: &Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!(
+        "serving {} on http://{}",
+        root.display(),
+        listener.local_addr()?
+    );
+    axum::serve(listener, router(root))
+        .with_graceful_shutdown(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal handler");
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+        })
+        .await
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => "application/json; charset=utf-8",
+        Some("xml") => "application/xml; charset=utf-8",
+        Some("ics") => "text/calendar; charset=utf-8",
+        Some("html") => "text/html; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    cors(r.headers_mut());
+    r
+}
+
+fn cors(h: &mut HeaderMap) {
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+}
+
+fn handle(state: &State, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if method == Method::OPTIONS {
+        let mut r = plain(StatusCode::NO_CONTENT, "");
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("If-None-Match"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        return r;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "read-only: GET and HEAD only\n",
+        );
+        r.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        return r;
+    }
+    let raw = uri.path();
+    if raw.len() > 1024 {
+        return plain(StatusCode::URI_TOO_LONG, "path too long\n");
+    }
+    let Some(rel) = safe_path(raw) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let mut path = state.root.join(&rel);
+    if path.is_dir() {
+        path = path.join("index.html");
+    }
+    let Ok(real) = path.canonicalize() else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    if !real.starts_with(state.root.canonicalize().unwrap_or_default()) || !real.is_file() {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let Some(file) = load(state, &real) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+
+    let immutable = rel.components().any(|c| c.as_os_str() == "versions");
+    let mut r = Response::new(Body::empty());
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&real)),
+    );
+    h.insert(header::ETAG, file.etag.clone());
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "public, max-age=60, must-revalidate"
+        }),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    cors(h);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == file.etag)
+        });
+    if matches {
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return r;
+    }
+    let accept = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let accepts = |name: &str| {
+        accept.split(',').any(|p| {
+            let mut it = p.split(';');
+            it.next().is_some_and(|n| n.trim() == name) && !it.any(|q| q.trim() == "q=0")
+        })
+    };
+    let body = match (&file.br, &file.gzip) {
+        (Some(br), _) if accepts("br") => {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+            br.clone()
+        }
+        (_, Some(gz)) if accepts("gzip") => {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            gz.clone()
+        }
+        _ => file.body.clone(),
+    };
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if method == Method::GET {
+        *r.body_mut() = Body::from(body);
+    }
+    r
+}
+
+/// A request path as a relative path with no `..`, or None.
+fn safe_path(raw: &str) -> Option<PathBuf> {
+    let decoded = percent_decode(raw)?;
+    let p = Path::new(decoded.trim_start_matches('/'));
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| p.to_path_buf())
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
+}
+
+fn load(state: &State, real: &Path) -> Option<Arc<Cached>> {
+    if let Some(c) = state.cache.read().expect("cache lock").get(real) {
+        return Some(c.clone());
+    }
+    let body = std::fs::read(real).ok()?;
+    let sibling = |ext: &str| {
+        std::fs::read(format!("{}.{ext}", real.display()))
+            .ok()
+            .map(axum::body::Bytes::from)
+    };
+    let etag = HeaderValue::from_str(&crate::timetable::publish::etag(&body)).ok()?;
+    let c = Arc::new(Cached {
+        gzip: sibling("gz"),
+        br: sibling("br"),
+        body: body.into(),
+        etag,
+    });
+    state
+        .cache
+        .write()
+        .expect("cache lock")
+        .insert(real.to_path_buf(), c.clone());
+    Some(c)
+}
