@@ -11,7 +11,7 @@ use axum::response::Response;
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One file as served: its bytes, precompressed variants and strong ETag.
 struct Cached {
@@ -26,13 +26,18 @@ struct State {
     /// Keyed by the file's real path: a version's files never change, and `latest` resolves to
     /// a different real path when it moves, so entries never go stale.
     cache: RwLock<HashMap<PathBuf, Arc<Cached>>>,
+    /// Request path -> (real path, when resolved): resolving costs several system calls, so it is
+    /// redone at most once a second (a new `latest` is seen within a second of publishing).
+    resolved: RwLock<HashMap<String, (PathBuf, Instant)>>,
 }
 
 /// The router serving `root` (the `publish --out` directory).
 pub fn router(root: &Path) -> Router {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let state = Arc::new(State {
-        root: root.to_path_buf(),
+        root,
         cache: RwLock::new(HashMap::new()),
+        resolved: RwLock::new(HashMap::new()),
     });
     Router::new()
         .fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
@@ -125,19 +130,9 @@ fn handle(state: &State, method: Method, uri: Uri, headers: HeaderMap) -> Respon
     if raw.len() > 1024 {
         return plain(StatusCode::URI_TOO_LONG, "path too long\n");
     }
-    let Some(rel) = safe_path(raw) else {
+    let Some((rel, real)) = resolve(state, raw) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
-    let mut path = state.root.join(&rel);
-    if path.is_dir() {
-        path = path.join("index.html");
-    }
-    let Ok(real) = path.canonicalize() else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
-    };
-    if !real.starts_with(state.root.canonicalize().unwrap_or_default()) || !real.is_file() {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
-    }
     let Some(file) = load(state, &real) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
@@ -204,6 +199,30 @@ fn handle(state: &State, method: Method, uri: Uri, headers: HeaderMap) -> Respon
         *r.body_mut() = Body::from(body);
     }
     r
+}
+
+/// The file a request path names (a directory means its index.html), inside the root, or None.
+fn resolve(state: &State, raw: &str) -> Option<(PathBuf, PathBuf)> {
+    let rel = safe_path(raw)?;
+    if let Some((real, at)) = state.resolved.read().expect("lock").get(raw)
+        && at.elapsed() < Duration::from_secs(1)
+    {
+        return Some((rel, real.clone()));
+    }
+    let mut path = state.root.join(&rel);
+    if path.is_dir() {
+        path = path.join("index.html");
+    }
+    let real = path
+        .canonicalize()
+        .ok()
+        .filter(|r| r.starts_with(&state.root) && r.is_file())?;
+    let mut map = state.resolved.write().expect("lock");
+    if map.len() > 10_000 {
+        map.clear();
+    }
+    map.insert(raw.to_string(), (real.clone(), Instant::now()));
+    Some((rel, real))
 }
 
 /// A request path as a relative path with no `..`, or None.

@@ -229,7 +229,7 @@ fn the_table_shows_times_timecodes_and_titles() {
 }
 
 #[test]
-fn publish_writes_the_weeks_timetable_from_the_rundowns() {
+fn publish_writes_the_timetable_from_the_rundowns() {
     let out = tempfile::tempdir().unwrap();
     let o = airclass(&[
         "publish",
@@ -240,7 +240,8 @@ fn publish_writes_the_weeks_timetable_from_the_rundowns() {
     assert!(o.status.success(), "{}", text(&o));
     let base: PathBuf = out.path().join("cetv4.example.cn");
     let day: serde_json::Value =
-        serde_json::from_slice(&fs::read(base.join("days/2020-02-17.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(base.join("latest/days/2020-02-17.json")).unwrap())
+            .unwrap();
     let rd = rundown(&sample(), "2020-02-17");
     // Every guide entry is a rundown item with the same id and times; breaks and filler folded.
     let entries = day["entries"].as_array().unwrap();
@@ -265,13 +266,8 @@ fn publish_writes_the_weeks_timetable_from_the_rundowns() {
             .filter(|i| i["kind"] != "filler" && i["kind"] != "break")
             .count()
     );
-    let week: serde_json::Value =
-        serde_json::from_slice(&fs::read(base.join("weeks/2020-W08.json")).unwrap()).unwrap();
-    assert_eq!(week["days"].as_array().unwrap().len(), 7);
-    // No temporary files are left behind by the atomic writes.
-    for d in ["days", "weeks"] {
-        for f in fs::read_dir(base.join(d)).unwrap() {
-            assert!(!f.unwrap().file_name().to_string_lossy().starts_with('.'));
-        }
+    // No temporary files or directories are left behind by the atomic writes.
+    for f in fs::read_dir(base.join("versions")).unwrap() {
+        assert!(!f.unwrap().file_name().to_string_lossy().starts_with('.'));
     }
 }

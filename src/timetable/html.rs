@@ -91,7 +91,7 @@ fn json_ld(f: &Feed) -> String {
         .replace('<', "\\u003c")
 }
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'PingFang SC','Noto Sans CJK SC','WenQuanYi Zen Hei',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}\
+const STYLE: &str = "[hidden]{display:none!important}body{font-family:system-ui,-apple-system,'PingFang SC','Noto Sans CJK SC','WenQuanYi Zen Hei',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}\
 header{background:#9b1c1c;color:#fff;padding:12px 16px}h1{font-size:1.25rem;margin:0}header p{margin:4px 0 0;font-size:.85rem;opacity:.9}\
 nav{display:flex;flex-wrap:wrap;gap:6px;padding:10px 16px;background:#fff;position:sticky;top:0;border-bottom:1px solid #ddd}\
 nav button{border:1px solid #9b1c1c;background:#fff;color:#9b1c1c;border-radius:16px;padding:4px 12px;font-size:.9rem}\
@@ -163,7 +163,8 @@ pub fn page(f: &Feed) -> Vec<u8> {
         "document.querySelectorAll('nav button').forEach(function(b){b.addEventListener('click',function(){\
 var g=b.dataset.grade;document.querySelectorAll('nav button').forEach(function(x){x.setAttribute('aria-pressed',x===b?'true':'false')});\
 document.querySelectorAll('main li').forEach(function(li){li.hidden=!(g==='all'||li.dataset.grade===g||li.dataset.grade==='all')});\
-document.querySelectorAll('main section').forEach(function(s){s.hidden=!s.querySelector('li:not([hidden])')});});});\n",
+document.querySelectorAll('main section').forEach(function(s){s.hidden=!s.querySelector('li:not([hidden])')});});});\n\
+var q=new URLSearchParams(location.search).get('grade');if(q){var b=document.querySelector('nav button[data-grade=\"'+CSS.escape(q)+'\"]');if(b)b.click();}\n",
     );
     h.push_str("</script>\n</body>\n</html>\n");
     h.into_bytes()
