@@ -29,6 +29,8 @@ struct State {
     /// Request path -> (real path, when resolved): resolving costs several system calls, so it is
     /// redone at most once a second (a new `latest` is seen within a second of publishing).
     resolved: RwLock<HashMap<String, (PathBuf, Instant)>>,
+    /// Parsed feeds by real path, for now/next.
+    feeds: RwLock<HashMap<PathBuf, Arc<crate::timetable::Feed>>>,
 }
 
 /// The router serving `root` (the `publish --out` directory).
@@ -38,6 +40,7 @@ pub fn router(root: &Path) -> Router {
         root,
         cache: RwLock::new(HashMap::new()),
         resolved: RwLock::new(HashMap::new()),
+        feeds: RwLock::new(HashMap::new()),
     });
     Router::new()
         .fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
@@ -130,6 +133,19 @@ fn handle(state: &State, method: Method, uri: Uri, headers: HeaderMap) -> Respon
     if raw.len() > 1024 {
         return plain(StatusCode::URI_TOO_LONG, "path too long\n");
     }
+    if let Some(channel) = raw
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix("/now.json"))
+    {
+        // `?at=RFC3339` asks what is on at another moment (a past week, a preview).
+        let at = uri
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("at=")))
+            .and_then(|v| percent_decode(v))
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+            .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
+        return now_next(state, channel, &method, at);
+    }
     let Some((rel, real)) = resolve(state, raw) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
@@ -198,6 +214,52 @@ fn handle(state: &State, method: Method, uri: Uri, headers: HeaderMap) -> Respon
     if method == Method::GET {
         *r.body_mut() = Body::from(body);
     }
+    r
+}
+
+/// `/CHANNEL/now.json[?at=RFC3339]`: the airing on now and the next three, from the latest
+/// published version.
+/// The only answer computed per request (it depends on the clock); it is cached for 10 s.
+fn now_next(
+    state: &State,
+    channel: &str,
+    method: &Method,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Response {
+    let Some((_, real)) = resolve(state, &format!("/{channel}/latest/feed.json")) else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let cached = state.feeds.read().expect("lock").get(&real).cloned();
+    let feed = match cached {
+        Some(f) => f,
+        None => {
+            let Some(f) = load(state, &real)
+                .and_then(|c| serde_json::from_slice::<crate::timetable::Feed>(&c.body).ok())
+            else {
+                return plain(StatusCode::NOT_FOUND, "not found\n");
+            };
+            let f = Arc::new(f);
+            state.feeds.write().expect("lock").insert(real, f.clone());
+            f
+        }
+    };
+    let body = crate::timetable::json::now_next(&feed, at);
+    let mut r = Response::new(if *method == Method::GET {
+        Body::from(body.clone())
+    } else {
+        Body::empty()
+    });
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=10"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    cors(h);
     r
 }
 

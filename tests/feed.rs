@@ -469,6 +469,24 @@ fn serve_gives_cdn_friendly_headers() {
         404
     );
     assert_eq!(http(&[&url("latest/nothing.json")]).0, 404);
+    // Now/next at a moment of the sample week (the plus sign percent-encoded in the query).
+    let (st, h, body) = http(&[&url("now.json?at=2020-02-17T08:10:00%2B08:00")]);
+    assert_eq!(st, 200, "{h}");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["now"]["id"], "2020-02-17-g1-mon-chinese", "{v}");
+    assert_eq!(v["next"].as_array().unwrap().len(), 3);
+    assert!(v["next"][0]["start"].as_str().unwrap() > v["now"]["start"].as_str().unwrap());
+    // The week file holds exactly that week's days.
+    let (_, _, body) = http(&[&url("latest/weeks/2020-W08.json")]);
+    let w: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(w["dates"].as_array().unwrap().len(), 7);
+    assert!(
+        w["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["date"].as_str().unwrap() <= "2020-02-23")
+    );
 }
 
 #[test]

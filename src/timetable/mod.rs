@@ -203,6 +203,45 @@ impl Feed {
         self.entries.iter().filter(|e| e.date == date).collect()
     }
 
+    /// ISO weeks covered (`2020-W08`), each with its dates.
+    pub fn weeks(&self) -> BTreeMap<String, Vec<String>> {
+        let mut w: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for d in &self.dates {
+            if let Ok(date) = d.parse::<chrono::NaiveDate>() {
+                let iso = chrono::Datelike::iso_week(&date);
+                w.entry(format!("{}-W{:02}", iso.year(), iso.week()))
+                    .or_default()
+                    .push(d.clone());
+            }
+        }
+        w
+    }
+
+    /// What is on air at `now` (RFC 3339 comparison on instants) and what follows.
+    pub fn now_next(&self, now: chrono::DateTime<chrono::Utc>) -> (Option<&Entry>, Vec<&Entry>) {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .ok()
+        };
+        let on: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.status == Status::Scheduled)
+            .collect();
+        let current = on
+            .iter()
+            .find(|e| at(&e.start).is_some_and(|s| s <= now) && at(&e.end).is_some_and(|t| now < t))
+            .copied();
+        let next = on
+            .iter()
+            .filter(|e| at(&e.start).is_some_and(|s| s > now))
+            .take(3)
+            .copied()
+            .collect();
+        (current, next)
+    }
+
     /// Grades that have entries, in order.
     pub fn grades(&self) -> Vec<u8> {
         let mut g: Vec<u8> = self.entries.iter().filter_map(|e| e.grade).collect();
@@ -223,6 +262,25 @@ pub mod json {
     pub fn day(f: &Feed, date: &str) -> Vec<u8> {
         bytes(
             &serde_json::json!({ "channel": f.channel, "version": f.version, "date": date, "entries": f.day(date) }),
+        )
+    }
+
+    pub fn week(f: &Feed, week: &str, dates: &[String]) -> Vec<u8> {
+        let entries: Vec<&Entry> = f
+            .entries
+            .iter()
+            .filter(|e| dates.contains(&e.date))
+            .collect();
+        bytes(
+            &serde_json::json!({ "channel": f.channel, "version": f.version, "week": week, "dates": dates, "entries": entries }),
+        )
+    }
+
+    /// What is on air and what follows, for "now/next" boxes on websites.
+    pub fn now_next(f: &Feed, now: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
+        let (current, next) = f.now_next(now);
+        bytes(
+            &serde_json::json!({ "channel": f.channel, "version": f.version, "at": now.to_rfc3339(), "now": current, "next": next }),
         )
     }
 

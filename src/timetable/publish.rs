@@ -45,6 +45,9 @@ pub fn render(f: &Feed, history: &[serde_json::Value]) -> Vec<(String, Vec<u8>)>
     for d in &f.dates {
         files.push((format!("days/{d}.json"), json::day(f, d)));
     }
+    for (w, dates) in f.weeks() {
+        files.push((format!("weeks/{w}.json"), json::week(f, &w, &dates)));
+    }
     for g in f.grades() {
         files.push((format!("grades/{g}.json"), json::grade(f, g)));
         files.push((format!("ical/grade-{g}.ics"), ical::render(f, g)));
