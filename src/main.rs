@@ -101,6 +101,9 @@ enum Cmd {
         seconds: Option<u64>,
         #[arg(long, default_value = "as-run")]
         as_run_dir: PathBuf,
+        /// The `publish --out` directory: warn loudly when a day airs unpublished or differs.
+        #[arg(long)]
+        published: Option<PathBuf>,
     },
 }
 
@@ -250,34 +253,65 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Publish { channel, out } => {
             let s = load(&channel)?;
+            let ch = &s.channel;
             let rundowns: Vec<_> = s
                 .weeks
                 .iter()
                 .flat_map(|w| (0..7).map(|i| rundown::build(&s, w.start + chrono::Days::new(i))))
                 .collect();
-            let base = out.join(&s.channel.id);
+            let base = out.join(&ch.id);
             let prev = timetable::publish::latest(&base);
-            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            match timetable::Feed::next(prev.as_ref(), &s.channel, &rundowns, &now) {
-                None => println!(
+            let now = Utc::now();
+            let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let Some(feed) = timetable::Feed::next(prev.as_ref(), ch, &rundowns, &stamp) else {
+                println!(
                     "unchanged: version {} under {} is current",
                     prev.map_or(0, |p| p.version),
                     base.display()
-                ),
-                Some(feed) => {
-                    let c = feed.changes.clone();
-                    let p = timetable::publish::publish(&out, Some(feed))
-                        .map_err(|e| format!("{}: {e}", out.display()))?;
-                    println!(
-                        "published version {} ({} added, {} moved, {} updated, {} cancelled) at {}; latest -> {}",
-                        p.latest,
-                        c.added.len(),
-                        c.moved.len(),
-                        c.updated.len(),
-                        c.cancelled.len(),
-                        p.dir.display(),
-                        base.join("latest").display()
+                );
+                return Ok(());
+            };
+            // Lead time: a week appearing for the first time after its deadline is published late.
+            for w in &s.weeks {
+                let first_time = prev
+                    .as_ref()
+                    .is_none_or(|p| !p.dates.contains(&w.start.to_string()));
+                let deadline = airclass::time::local_to_utc(
+                    ch.lead.deadline(w.start, ch.day_start).date(),
+                    ch.lead.deadline(w.start, ch.day_start).time(),
+                    ch.tz,
+                );
+                if first_time && now > deadline {
+                    eprintln!(
+                        "WARNING: {} is published late: it was due by {} ({})",
+                        w.name,
+                        deadline.with_timezone(&ch.tz).to_rfc3339(),
+                        ch.tz.name()
                     );
+                }
+            }
+            let c = feed.changes.clone();
+            let p = timetable::publish::publish(&out, Some(feed))
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            println!(
+                "published version {} ({} added, {} moved, {} updated, {} cancelled) at {}; latest -> {}",
+                p.latest,
+                c.added.len(),
+                c.moved.len(),
+                c.updated.len(),
+                c.cancelled.len(),
+                p.dir.display(),
+                base.join("latest").display()
+            );
+            if !ch.webhooks.is_empty()
+                && let Some(feed) = &p.feed
+            {
+                let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+                let latest_url = format!("{}/latest/", ch.id);
+                for line in
+                    rt.block_on(timetable::notify::webhooks(&ch.webhooks, feed, &latest_url))
+                {
+                    println!("{line}");
                 }
             }
             Ok(())
@@ -364,6 +398,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 shift: chrono::Duration::zero(),
                 as_run_dir: &as_run_dir,
                 stop: stop_on_signals()?,
+                on_day: &|_| {},
             })?;
             let secs = started.elapsed().as_secs_f64();
             let aired = sum.frames as f64 * ch.rate.den as f64 / ch.rate.num as f64;
@@ -383,9 +418,24 @@ fn run(cli: Cli) -> Result<(), String> {
             as_if,
             seconds,
             as_run_dir,
+            published,
         } => {
             let s = load(&channel)?;
             let ch = &s.channel;
+            let check = |r: &rundown::Rundown| {
+                let Some(dir) = &published else { return };
+                let warning = match timetable::publish::latest(&dir.join(&ch.id)) {
+                    None => Some(format!(
+                        "{} is airing but nothing is published under {}",
+                        r.day.date,
+                        dir.display()
+                    )),
+                    Some(feed) => feed.differs_from(r),
+                };
+                if let Some(w) = warning {
+                    eprintln!("\n!!! WARNING: {w} !!!\n");
+                }
+            };
             let sinks: Vec<Sink> = outputs
                 .iter()
                 .map(|o| o.parse())
@@ -419,6 +469,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 shift,
                 as_run_dir: &as_run_dir,
                 stop,
+                on_day: &check,
             })?;
             println!(
                 "off air after {} frames ({} items, {} faults)",

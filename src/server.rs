@@ -141,7 +141,7 @@ fn handle(state: &State, method: Method, uri: Uri, headers: HeaderMap) -> Respon
         let at = uri
             .query()
             .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("at=")))
-            .and_then(|v| percent_decode(v))
+            .and_then(percent_decode)
             .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
             .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
         return now_next(state, channel, &method, at);

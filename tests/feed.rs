@@ -660,3 +660,120 @@ fn chromium_renders_the_page_filters_by_grade_and_finds_the_json_ld() {
         "the widget shows only its grade"
     );
 }
+
+#[test]
+fn publishing_reports_lateness_and_notifies_webhooks_with_retries() {
+    use std::io::{Read, Write};
+    // A subscriber that fails the first POST and accepts the second.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hook = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for status in ["500 Internal Server Error", "200 OK"] {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        bodies.push(String::from_utf8_lossy(&buf[end + 4..]).to_string());
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            write!(
+                s,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+        }
+        bodies
+    });
+    let ch = channel_copy(|w| w);
+    let mut channel = fs::read_to_string(ch.path().join("channel.yaml")).unwrap();
+    channel.push_str(&format!(
+        "publication:\n  lead: wednesday-before\n  webhooks: [\"http://127.0.0.1:{port}/hook\"]\n"
+    ));
+    fs::write(ch.path().join("channel.yaml"), channel).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let msg = publish(ch.path(), out.path());
+    assert!(
+        msg.contains("published late"),
+        "a 2020 week published now is late: {msg}"
+    );
+    assert!(
+        msg.contains(&format!("notified http://127.0.0.1:{port}/hook")),
+        "{msg}"
+    );
+    let bodies = hook.join().unwrap();
+    let v: Value = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["channel"], CH);
+    assert!(v["changes"]["added"].as_array().unwrap().len() > 100);
+
+    // A week far ahead is not late.
+    let future = channel_copy(|w| {
+        w.replace("week: 2020-W08", "week: 2030-W10")
+            .replace("start: 2020-02-17", "start: 2030-03-04")
+    });
+    fs::rename(
+        future.path().join("weeks/2020-W08.yaml"),
+        future.path().join("weeks/2030-W10.yaml"),
+    )
+    .unwrap();
+    let msg = publish(future.path(), tempfile::tempdir().unwrap().path());
+    assert!(!msg.contains("published late"), "{msg}");
+}
+
+#[test]
+fn air_warns_loudly_about_a_day_that_is_unpublished_or_differs() {
+    let out = tempfile::tempdir().unwrap();
+    let ch = channel_copy(|w| w);
+    let air = |published: &Path| {
+        let o = airclass(&[
+            "air",
+            ch.path().to_str().unwrap(),
+            "--output",
+            &format!("file:{}", out.path().join("a.ts").display()),
+            "--as-if",
+            "2020-02-17 08:04:00",
+            "--for",
+            "1",
+            "--as-run-dir",
+            out.path().join("asrun").to_str().unwrap(),
+            "--published",
+            published.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let feed_dir = out.path().join("feed");
+    assert!(air(&feed_dir).contains("!!! WARNING: 2020-02-17 is airing but nothing is published"));
+    publish(ch.path(), &feed_dir);
+    assert!(
+        !air(&feed_dir).contains("!!! WARNING"),
+        "published and unchanged: no warning"
+    );
+    let week = fs::read_to_string(ch.path().join("weeks/2020-W08.yaml")).unwrap();
+    fs::write(
+        ch.path().join("weeks/2020-W08.yaml"),
+        week.replacen("at: \"08:00\"", "at: \"08:10\"", 1),
+    )
+    .unwrap();
+    assert!(air(&feed_dir).contains("airs differently from published version 1"));
+}

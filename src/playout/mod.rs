@@ -34,6 +34,9 @@ pub struct Run<'a> {
     pub shift: ChronoDuration,
     pub as_run_dir: &'a Path,
     pub stop: Arc<AtomicBool>,
+    /// Called with each broadcast day's rundown as the engine takes it up (to check it against
+    /// the published timetable, for instance).
+    pub on_day: &'a dyn Fn(&Rundown),
 }
 
 /// What the run did, for the caller to report.
@@ -94,6 +97,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
     let t0_wall = day.instant(f) - r.shift;
     let mut rundown = rundown::build(sched, day.date);
     warn_rundown(&rundown);
+    (r.on_day)(&rundown);
 
     let out = output::Output::new(ch, &r.sinks, r.pace)?;
     let slate = slate_frame(sched);
@@ -138,6 +142,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
             let next = rundown.day.date.succ_opt().expect("date");
             rundown = rundown::build(sched, next);
             warn_rundown(&rundown);
+            (r.on_day)(&rundown);
             f = 0;
         }
         let Some(index) = rundown.index_at(f) else {

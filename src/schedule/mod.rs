@@ -182,6 +182,8 @@ pub struct Channel {
     /// Subjects lessons may have; empty allows any.
     pub subjects: Vec<String>,
     pub policy: Policy,
+    pub lead: Lead,
+    pub webhooks: Vec<String>,
 }
 
 impl Channel {
@@ -227,6 +229,56 @@ struct ChannelFile {
     subjects: Vec<String>,
     #[serde(default)]
     policy: PolicyFile,
+    #[serde(default)]
+    publication: PublicationFile,
+}
+
+/// When the timetable must be public, and who to tell when a version is published.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PublicationFile {
+    /// `wednesday-before` (the week by the end of the Wednesday before it) or a number of days
+    /// before each broadcast day, like `5d`.
+    #[serde(default = "default_lead")]
+    lead: String,
+    /// URLs that get a POST with the version and its change list after each publish.
+    #[serde(default)]
+    webhooks: Vec<String>,
+}
+
+impl Default for PublicationFile {
+    fn default() -> Self {
+        PublicationFile {
+            lead: default_lead(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+fn default_lead() -> String {
+    "wednesday-before".into()
+}
+
+/// How far ahead of air the timetable must be published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lead {
+    /// The whole week by the end of the Wednesday before its Monday.
+    WednesdayBefore,
+    /// Each day this many days before it airs.
+    Days(u32),
+}
+
+impl Lead {
+    /// The latest local date-time by which `date` must have been published.
+    pub fn deadline(self, date: NaiveDate, day_start: NaiveTime) -> chrono::NaiveDateTime {
+        match self {
+            Lead::WednesdayBefore => {
+                let monday = date - chrono::Days::new(date.weekday().num_days_from_monday() as u64);
+                (monday - chrono::Days::new(4)).and_time(NaiveTime::MIN)
+            }
+            Lead::Days(n) => (date - chrono::Days::new(n as u64)).and_time(day_start),
+        }
+    }
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -556,6 +608,29 @@ fn load_channel(dir: &Path) -> Result<Channel, Vec<SourceError>> {
             message: m,
         })
     });
+    let lead = match raw.publication.lead.as_str() {
+        "wednesday-before" => Lead::WednesdayBefore,
+        l => match l.strip_suffix('d').and_then(|n| n.parse().ok()) {
+            Some(n) => Lead::Days(n),
+            None => {
+                errors.push(SourceError {
+                    file: file.clone(),
+                    pos: pos.at("publication.lead"),
+                    message: format!("`{l}` is not a lead time; write `wednesday-before` or a number of days like `5d`"),
+                });
+                Lead::WednesdayBefore
+            }
+        },
+    };
+    for (i, u) in raw.publication.webhooks.iter().enumerate() {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            errors.push(SourceError {
+                file: file.clone(),
+                pos: pos.at(&format!("publication.webhooks[{i}]")),
+                message: format!("`{u}` is not an http(s) URL"),
+            });
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -578,6 +653,8 @@ fn load_channel(dir: &Path) -> Result<Channel, Vec<SourceError>> {
         output: raw.output,
         subjects: raw.subjects,
         policy,
+        lead,
+        webhooks: raw.publication.webhooks,
     })
 }
 

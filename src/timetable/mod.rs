@@ -9,6 +9,7 @@
 
 pub mod html;
 pub mod ical;
+pub mod notify;
 pub mod publish;
 pub mod xmltv;
 
@@ -240,6 +241,36 @@ impl Feed {
             .copied()
             .collect();
         (current, next)
+    }
+
+    /// How the airing of a rundown differs from this published version: None when it airs as
+    /// published, else a sentence for the operator.
+    pub fn differs_from(&self, r: &Rundown) -> Option<String> {
+        let date = r.day.date.to_string();
+        if !self.dates.contains(&date) {
+            return Some(format!(
+                "{date} is airing but was never published (latest version {})",
+                self.version
+            ));
+        }
+        let key = |e: &Entry| {
+            (
+                e.id.clone(),
+                e.start.clone(),
+                e.end.clone(),
+                e.title.clone(),
+            )
+        };
+        let published: Vec<_> = self
+            .day(&date)
+            .into_iter()
+            .filter(|e| e.status == Status::Scheduled)
+            .map(key)
+            .collect();
+        let airing: Vec<_> = entries(r, "").iter().map(key).collect();
+        let differ = published.iter().filter(|p| !airing.contains(p)).count()
+            + airing.iter().filter(|a| !published.contains(a)).count();
+        (differ > 0).then(|| format!("{date} airs differently from published version {}: {differ} entries differ; publish again", self.version))
     }
 
     /// Grades that have entries, in order.
