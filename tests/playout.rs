@@ -2,6 +2,7 @@
 //! checked with ffprobe/ffmpeg, odd media, missing media, and real-time UDP output.
 
 mod common;
+use common::ts;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
@@ -167,6 +168,38 @@ fn a_30_minute_render_is_frame_exact_with_every_cut_on_plan() {
         "scene changes must fall exactly on the planned frames"
     );
 
+    // Transport stream: the checker in tests/common/ts.rs, cross-checked with ffprobe's frame count.
+    let rep = ts::check(&std::fs::read(&ts).unwrap());
+    eprintln!("transport stream check: {rep:?}");
+    assert_eq!(rep.continuity_errors, 0);
+    assert!(
+        rep.max_pcr_gap_ms <= 40.0,
+        "PCR gap {} ms",
+        rep.max_pcr_gap_ms
+    );
+    for (name, g) in [
+        ("PAT", rep.max_pat_gap_ms),
+        ("PMT", rep.max_pmt_gap_ms),
+        ("SDT", rep.max_sdt_gap_ms),
+    ] {
+        assert!(g <= 500.0, "{name} gap {g} ms");
+    }
+    assert!(
+        (rep.bitrate - 2_400_000.0).abs() / 2_400_000.0 < 0.001,
+        "bitrate {}",
+        rep.bitrate
+    );
+    assert!(
+        rep.max_bitrate_deviation < 0.001,
+        "bitrate varies by {}",
+        rep.max_bitrate_deviation
+    );
+    assert_eq!(
+        rep.unit_starts[&256] as i64,
+        to - from,
+        "one PES per video frame, as ffprobe counts"
+    );
+
     // The as-run log agrees: every start at its planned frame.
     for e in asrun.iter().filter(|e| e["event"] == "start") {
         assert_eq!(e["planned_frame"], e["actual_frame"], "{e}");
@@ -296,6 +329,21 @@ fn air_to_udp_is_received_cleanly_for_a_minute() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("ffmpeg");
+    // A second UDP output read by the test itself: datagram sizes, pacing and the stream.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let own = format!("udp://127.0.0.1:{}", sock.local_addr().unwrap().port());
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(8)))
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut sizes, mut times, mut stream) = (Vec::new(), Vec::new(), Vec::new());
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = sock.recv(&mut buf) {
+            sizes.push(n);
+            times.push(std::time::Instant::now());
+            stream.extend_from_slice(&buf[..n]);
+        }
+        (sizes, times, stream)
+    });
     let file = tmp.path().join("air.ts");
     let asrun = tmp.path().join("asrun");
     let o = airclass(&[
@@ -303,6 +351,8 @@ fn air_to_udp_is_received_cleanly_for_a_minute() {
         sample().to_str().unwrap(),
         "--output",
         &url,
+        "--output",
+        &own,
         "--output",
         &format!("file:{}", file.display()),
         "--as-if",
@@ -320,6 +370,43 @@ fn air_to_udp_is_received_cleanly_for_a_minute() {
         errors.trim().is_empty(),
         "the receiver reported errors:\n{errors}"
     );
+    let (sizes, times, stream) = reader.join().unwrap();
+    assert!(sizes.iter().all(|&n| n == 1316), "7 packets per datagram");
+    // Paced: once running (the first 3 s fill the encoder), no 100 ms window carries more than
+    // twice its share of the 2.4 Mbit/s.
+    let per_100ms = 2_400_000.0 / 8.0 / 1316.0 / 10.0;
+    let settled = times
+        .iter()
+        .position(|t| t.duration_since(times[0]).as_secs() >= 3)
+        .unwrap_or(0);
+    let burst = (settled..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| t.duration_since(times[i]).as_millis() < 100)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "UDP: {} datagrams, largest 100 ms burst {burst} (share {per_100ms:.1})",
+        sizes.len()
+    );
+    assert!(
+        (burst as f64) <= 2.0 * per_100ms,
+        "bursty output: {burst} datagrams in 100 ms"
+    );
+    let rep = ts::check(&stream);
+    eprintln!("UDP transport stream check: {rep:?}");
+    assert_eq!(rep.continuity_errors, 0);
+    assert!(
+        rep.max_pcr_gap_ms <= 40.0
+            && rep.max_pat_gap_ms <= 500.0
+            && rep.max_pmt_gap_ms <= 500.0
+            && rep.max_sdt_gap_ms <= 500.0,
+        "{rep:?}"
+    );
+    assert!(rep.max_bitrate_deviation < 0.001, "{rep:?}");
     // The file output of the same run holds exactly the minute asked for.
     assert_eq!(video_pts(&file).len(), 60 * FPS as usize);
     // It joined grade 1's lesson in progress and cut to the break on the planned frame.

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: the binary, the sample channel, its media, ffprobe.
 #![allow(dead_code)]
 
+pub mod ts;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock};
