@@ -24,7 +24,7 @@ pub struct Report {
 
 pub fn check(ts: &[u8]) -> Report {
     assert!(
-        ts.len() % 188 == 0 && !ts.is_empty(),
+        ts.len().is_multiple_of(188) && !ts.is_empty(),
         "a whole number of 188-byte packets"
     );
     let mut r = Report::default();
