@@ -96,6 +96,10 @@ enum Cmd {
         /// Air as if the local time now were this ("2020-02-17 08:00"): for past sample weeks.
         #[arg(long)]
         as_if: Option<String>,
+        /// Schedule time = wall-clock time + SECONDS: a fixed mapping that a restart keeps, so
+        /// it rejoins where the shifted clock says (as --as-if does not).
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "as_if")]
+        shift: Option<i64>,
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(long = "for")]
         seconds: Option<u64>,
@@ -428,6 +432,7 @@ fn run(cli: Cli) -> Result<(), String> {
             channel,
             outputs,
             as_if,
+            shift,
             seconds,
             as_run_dir,
             published,
@@ -461,7 +466,7 @@ fn run(cli: Cli) -> Result<(), String> {
                         .map_err(|_| format!("--as-if `{t}`: write a local date and time like \"2020-02-17 08:00\""))?;
                     airclass::time::local_to_utc(naive.date(), naive.time(), ch.tz) - now
                 }
-                None => chrono::Duration::zero(),
+                None => chrono::Duration::seconds(shift.unwrap_or(0)),
             };
             let stop = stop_on_signals()?;
             for o in &sinks {

@@ -428,3 +428,153 @@ fn air_to_udp_is_received_cleanly_for_a_minute() {
         "the picture cuts where the engine started the break"
     );
 }
+
+#[test]
+fn a_render_across_the_broadcast_day_start_has_no_repeated_or_skipped_frame() {
+    let _g = heavy();
+    sample_media();
+    let tmp = tempfile::tempdir().unwrap();
+    // 05:59:50 belongs to broadcast day 2020-02-17 (it ends at 06:00 on the 18th).
+    let (ts, asrun) = render(tmp.path(), "05:59:50", "06:00:10");
+    let pts = video_pts(&ts);
+    assert_eq!(pts.len(), 500);
+    assert!(
+        pts.windows(2).all(|w| w[1] - w[0] == 3600),
+        "continuous timestamps across the day change"
+    );
+    let rep = ts::check(&std::fs::read(&ts).unwrap());
+    assert_eq!(rep.continuity_errors, 0);
+    assert_eq!(rep.unit_starts[&256], 500);
+    // Day 17 ends on its last frame and day 18 starts on frame 0, at output frame 250.
+    let end = asrun
+        .iter()
+        .find(|e| e["event"] == "end" && e["date"] == "2020-02-17")
+        .expect("day 17 ends");
+    assert_eq!(end["actual_frame"], 24 * 3600 * 25);
+    assert_eq!(end["output_frame"], 250);
+    let log18 = std::fs::read_to_string(
+        tmp.path()
+            .join("asrun-055950/cetv4.example.cn-2020-02-18.jsonl"),
+    )
+    .unwrap();
+    let first: Value = serde_json::from_str(log18.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (
+            first["event"].as_str(),
+            first["actual_frame"].as_i64(),
+            first["output_frame"].as_i64()
+        ),
+        (Some("start"), Some(0), Some(250))
+    );
+}
+
+#[test]
+fn kill_9_and_restart_resume_within_2_s_at_the_frame_the_clock_says() {
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+    let _g = heavy();
+    sample_media();
+    let tmp = tempfile::tempdir().unwrap();
+    let rd = rundown(&sample(), "2020-02-17");
+    // The cut from grade 1's lesson to the break at 08:24:30 (+08:00), as a UTC instant.
+    let cut = item(&rd, "2020-02-17-break-1")["start"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cut_utc = chrono::DateTime::parse_from_rfc3339(&cut)
+        .unwrap()
+        .timestamp_millis() as f64
+        / 1e3;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // Put the cut 9 s from now on the shifted clock.
+    let shift = (cut_utc - (now + 9.0)).round() as i64;
+    let cut_wall = cut_utc - shift as f64;
+    let asrun = tmp.path().join("asrun");
+    let air = |outputs: &[String], seconds: Option<&str>| {
+        let mut c = Command::new(bin());
+        c.args([
+            "air",
+            sample().to_str().unwrap(),
+            "--shift",
+            &shift.to_string(),
+            "--as-run-dir",
+            asrun.to_str().unwrap(),
+        ]);
+        for o in outputs {
+            c.args(["--output", o]);
+        }
+        if let Some(s) = seconds {
+            c.args(["--for", s]);
+        }
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = air(
+        &[format!("file:{}", tmp.path().join("first.ts").display())],
+        None,
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let _ = Command::new("kill")
+        .args(["-9", &first.id().to_string()])
+        .status();
+    let _ = first.wait();
+
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let url = format!("udp://127.0.0.1:{}", sock.local_addr().unwrap().port());
+    let restarted = Instant::now();
+    let restarted_wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut second = air(&[url], Some("12"));
+    let mut stream = Vec::new();
+    let mut first_arrival = None;
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        first_arrival.get_or_insert_with(|| restarted.elapsed().as_secs_f64());
+        stream.extend_from_slice(&buf[..n]);
+    }
+    assert!(second.wait().unwrap().success());
+    let resumed = first_arrival.expect("output after the restart");
+    eprintln!("restart: output resumed {resumed:.2} s after the restart");
+    assert!(resumed <= 2.0, "output resumed after {resumed:.2} s");
+
+    // Where the picture cuts in the captured stream, and where the wall clock says it should be.
+    let cap = tmp.path().join("second.ts");
+    std::fs::write(&cap, &stream).unwrap();
+    let found = cuts(&cap);
+    assert_eq!(found.len(), 1, "one cut in the capture: {found:?}");
+    let expected = (cut_wall - (restarted_wall + resumed)) * FPS as f64;
+    eprintln!(
+        "restart: cut at frame {} of the capture, wall clock says {expected:.1}",
+        found[0]
+    );
+    assert!(
+        (found[0] as f64 - expected).abs() <= 13.0,
+        "cut at {} but the clock says {expected:.1}",
+        found[0]
+    );
+    // The as-run log has the join and, to the frame, the cut.
+    let log = std::fs::read_to_string(asrun.join("cetv4.example.cn-2020-02-17.jsonl")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let joins: Vec<&Value> = lines.iter().filter(|e| e["event"] == "join").collect();
+    assert_eq!(joins.len(), 2, "both starts joined in progress");
+    let brk = lines
+        .iter()
+        .rfind(|e| e["event"] == "start" && e["item"] == "2020-02-17-break-1")
+        .unwrap();
+    assert_eq!(
+        brk["output_frame"].as_i64().unwrap(),
+        found[0],
+        "the stream cuts where the engine says"
+    );
+}

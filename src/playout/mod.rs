@@ -50,7 +50,7 @@ pub struct Summary {
 /// Real time: how far ahead of the wall clock the engine prepares frames, and the delay from
 /// starting to the first frame on air (time to open the first item and fill the encoder).
 const LEAD: Duration = Duration::from_millis(1000);
-const STARTUP: Duration = Duration::from_millis(2000);
+const STARTUP: Duration = Duration::from_millis(1500);
 
 /// The item on air and where it is.
 struct OnAir {
