@@ -62,6 +62,10 @@ pub async fn serve(root: &Path, addr: std::net::SocketAddr) -> std::io::Result<(
         root.display(),
         listener.local_addr()?
     );
+    // Responses are whole files written at once: send them without waiting on Nagle.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(root))
         .with_graceful_shutdown(async {
             let mut term =

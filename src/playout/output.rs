@@ -62,6 +62,9 @@ pub struct Output {
     pub video: gst_app::AppSrc,
     pub audio: gst_app::AppSrc,
     mux: gst::Element,
+    /// UDP outputs, handed to their pacer threads when the pipeline starts.
+    udp: std::sync::Mutex<Vec<(gst_app::AppSink, std::net::UdpSocket)>>,
+    rate: u64,
 }
 
 impl Output {
@@ -108,9 +111,12 @@ impl Output {
         );
         for (i, s) in sinks.iter().enumerate() {
             match s {
-                Sink::Udp { host, port } => desc.push_str(&format!(
+                // Sent by our own pacer (see `udp`), released by the clock in real time (early by
+                // the pacer's prebuffer, so datagrams still leave on time).
+                Sink::Udp { .. } => desc.push_str(&format!(
                     "t. ! queue name=q{i} max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 leaky=downstream \
-                     ! udpsink host={host} port={port} sync={live} async=false qos=false "
+                     ! appsink name=udp{i} sync={live} ts-offset=-{pre} async=false max-buffers=4000 drop=true enable-last-sample=false ",
+                    pre = udp::PREBUFFER.as_nanos()
                 )),
                 Sink::File(path) => desc.push_str(&format!(
                     "t. ! queue name=q{i} max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 \
@@ -135,11 +141,31 @@ impl Output {
                 .expect("appsrc")
         };
         let (video, audio) = (get("v"), get("a"));
+        let mut udp = Vec::new();
+        for (i, sink) in sinks.iter().enumerate() {
+            if let Sink::Udp { host, port } = sink {
+                let appsink = pipeline
+                    .by_name(&format!("udp{i}"))
+                    .expect("udp appsink")
+                    .downcast::<gst_app::AppSink>()
+                    .expect("appsink");
+                let socket = std::net::UdpSocket::bind(if host.contains(':') {
+                    "[::]:0"
+                } else {
+                    "0.0.0.0:0"
+                })
+                .and_then(|s| s.connect((host.as_str(), *port)).map(|_| s))
+                .map_err(|e| format!("udp://{host}:{port}: {e}"))?;
+                udp.push((appsink, socket));
+            }
+        }
         Ok(Output {
             pipeline,
             video,
             audio,
             mux,
+            udp: std::sync::Mutex::new(udp),
+            rate: ch.output.mux_kbps as u64 * 1000,
         })
     }
 
@@ -164,6 +190,11 @@ impl Output {
             &ch.output.service_name,
             &ch.output.provider_name,
         );
+        // The pacers start now: before PLAYING an appsink reports end of stream.
+        for (sink, socket) in self.udp.lock().expect("udp outputs").drain(..) {
+            let rate = self.rate;
+            std::thread::spawn(move || udp::pace(sink, socket, rate));
+        }
         Ok(())
     }
 
@@ -277,6 +308,82 @@ mod sdt {
             let section = gst_mpegts_section_from_sdt(sdt);
             gst_mpegts_section_send_event(section, mux.to_glib_none().0);
             gst::ffi::gst_mini_object_unref(section as *mut gst::ffi::GstMiniObject);
+        }
+    }
+}
+
+/// UDP output paced at the constant multiplex rate: 1316-byte datagrams (7 TS packets) sent at
+/// even intervals, however burstily the muxer hands them over. A short prebuffer absorbs that
+/// jitter; a growing backlog is sent faster so the output stays on time. It runs on its own
+/// thread and a slow or failing send never holds up the pipeline or other outputs (the appsink
+/// drops its oldest buffers if this thread falls far behind).
+mod udp {
+    use gstreamer as gst;
+    use gstreamer_app as gst_app;
+    use std::collections::VecDeque;
+    use std::time::{Duration, Instant};
+
+    const DATAGRAM: usize = 1316;
+    /// Held before sending starts; the appsink releases buffers this much early to make up for it.
+    pub const PREBUFFER: Duration = Duration::from_millis(200);
+    const MAX_BACKLOG: Duration = Duration::from_millis(800);
+
+    pub fn pace(sink: gst_app::AppSink, socket: std::net::UdpSocket, bits_per_second: u64) {
+        let interval =
+            Duration::from_nanos(DATAGRAM as u64 * 8 * 1_000_000_000 / bits_per_second.max(1));
+        let backlog = |d: Duration| (d.as_nanos() / interval.as_nanos()) as usize;
+        let mut queue: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut next: Option<Instant> = None;
+        let mut eos = false;
+        loop {
+            let wait = next.map_or(Duration::from_millis(50), |t| {
+                t.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50))
+            });
+            if eos {
+                // The end: keep pacing what is left, then stop.
+                if queue.is_empty() {
+                    return;
+                }
+                next.get_or_insert_with(Instant::now);
+                std::thread::sleep(wait);
+            } else {
+                match sink.try_pull_sample(gst::ClockTime::from_nseconds(wait.as_nanos() as u64)) {
+                    Some(sample) => {
+                        if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                            pending.extend_from_slice(&map);
+                            while pending.len() >= DATAGRAM {
+                                queue.push_back(pending.drain(..DATAGRAM).collect());
+                            }
+                        }
+                    }
+                    None if sink.is_eos() => eos = true,
+                    None => {}
+                }
+            }
+            // Start once the prebuffer is full; restart the same way after running dry.
+            if next.is_none() {
+                if queue.len() < backlog(PREBUFFER).max(1) && !eos {
+                    continue;
+                }
+                next = Some(Instant::now());
+            }
+            let now = Instant::now();
+            if queue.len() > backlog(MAX_BACKLOG) {
+                next = Some(now);
+            }
+            while let Some(t) = next {
+                if t > Instant::now() {
+                    break;
+                }
+                let Some(d) = queue.pop_front() else {
+                    next = None;
+                    break;
+                };
+                let _ = socket.send(&d);
+                next = Some(t + interval);
+            }
         }
     }
 }
