@@ -320,7 +320,7 @@ fn hard_titles_come_through_every_format() {
     // HTML: escaped, never markup.
     let html = fs::read_to_string(latest(out.path()).join("index.html")).unwrap();
     assert!(
-        html.contains("A&amp;B &lt;b&gt;&quot;x&quot;&lt;/b&gt; &#39;y&#39;; z, w"),
+        html.contains("A&amp;B &lt;b&gt;&quot;x&quot;&lt;/b&gt; &apos;y&apos;; z, w"),
         "escaped in the page"
     );
     assert!(!html.contains("<b>\"x\"</b>"), "no markup injection");

@@ -5,22 +5,9 @@
 use super::{Entry, Feed, Status};
 use chrono::DateTime;
 
-/// Text safe inside HTML elements and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Text safe inside HTML elements and attribute values: the same escaping as XML (HTML5 knows
+/// every entity it uses).
+pub use super::xmltv::escape;
 
 fn hm(rfc3339: &str) -> String {
     DateTime::parse_from_rfc3339(rfc3339)

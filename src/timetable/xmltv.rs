@@ -5,7 +5,7 @@
 use super::{Feed, Status};
 use chrono::DateTime;
 
-/// Text safe for XML: markup characters escaped, forbidden control characters dropped.
+/// Text safe for XML (and HTML): markup characters escaped, forbidden control characters dropped.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
