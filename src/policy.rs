@@ -164,6 +164,23 @@ impl Policy {
     }
 }
 
+/// Primary-grade and total lesson frames of (grade, length) pairs: the weighting the builder
+/// keeps and the report checks.
+pub fn primary_and_total(
+    lessons: impl Iterator<Item = (Option<Grade>, Frames)>,
+) -> (Frames, Frames) {
+    lessons.fold((0, 0), |(p, t), (g, d)| {
+        (
+            p + if g.is_some_and(|g| g.stage() == Stage::Primary) {
+                d
+            } else {
+                0
+            },
+            t + d,
+        )
+    })
+}
+
 /// One rule's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleResult {
@@ -269,11 +286,7 @@ pub fn check(
     );
 
     // Primary weighting.
-    let total: Frames = first_lessons().map(|i| i.duration).sum();
-    let primary: Frames = first_lessons()
-        .filter(|i| i.grade.is_some_and(|g| g.stage() == Stage::Primary))
-        .map(|i| i.duration)
-        .sum();
+    let (primary, total) = primary_and_total(first_lessons().map(|i| (i.grade, i.duration)));
     let share = if total == 0 {
         100.0
     } else {

@@ -369,16 +369,14 @@ impl Builder<'_> {
     ) {
         let min = self.ch.policy.primary_share_min_percent as i64;
         loop {
-            let all = queue
-                .iter()
-                .map(|q| q.entry)
-                .chain(exam_entries.iter().copied())
-                .filter(|e| e.kind == EntryKind::Lesson);
-            let total: Frames = all.clone().map(|e| e.duration).sum();
-            let primary: Frames = all
-                .filter(|e| e.grade.is_some_and(|g| g.stage() == Stage::Primary))
-                .map(|e| e.duration)
-                .sum();
+            let (primary, total) = crate::policy::primary_and_total(
+                queue
+                    .iter()
+                    .map(|q| q.entry)
+                    .chain(exam_entries.iter().copied())
+                    .filter(|e| e.kind == EntryKind::Lesson)
+                    .map(|e| (e.grade, e.duration)),
+            );
             if total == 0 || primary * 100 >= min * total {
                 return;
             }
@@ -481,12 +479,12 @@ impl Builder<'_> {
     fn keep_primary_share(&mut self, exam_entries: &[&Entry]) {
         let min = self.ch.policy.primary_share_min_percent as i64;
         loop {
-            let lessons = self.screen.iter().filter(|i| i.kind == ItemKind::Lesson);
-            let total: Frames = lessons.clone().map(|i| i.duration).sum();
-            let primary: Frames = lessons
-                .filter(|i| i.grade.is_some_and(|g| g.stage() == Stage::Primary))
-                .map(|i| i.duration)
-                .sum();
+            let (primary, total) = crate::policy::primary_and_total(
+                self.screen
+                    .iter()
+                    .filter(|i| i.kind == ItemKind::Lesson)
+                    .map(|i| (i.grade, i.duration)),
+            );
             if total == 0 || primary * 100 >= min * total {
                 return;
             }
