@@ -449,13 +449,6 @@ impl Schedule {
     pub fn day(&self, date: NaiveDate) -> Option<&DayPlan> {
         self.weeks.iter().find_map(|w| w.days.get(&date))
     }
-
-    /// The week that contains `date`, if loaded.
-    pub fn week_of(&self, date: NaiveDate) -> Option<&Week> {
-        self.weeks
-            .iter()
-            .find(|w| date >= w.start && date < w.start + chrono::Days::new(7))
-    }
 }
 
 fn read_text(file: &Path) -> Result<String, SourceError> {
