@@ -60,19 +60,14 @@ for e in cal.walk('VEVENT'):
                 'status': str(e.get('STATUS')), 'tzids': tzids})
 print(json.dumps(out, ensure_ascii=False))
 "#;
-    let o = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(script)
-        .arg(path)
-        .output()
-        .expect("python3 with icalendar");
-    assert!(
-        o.status.success(),
-        "icalendar failed on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&o.stderr)
+    let out = stdout_of(
+        Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(path),
+        &format!("python3 icalendar on {}", path.display()),
     );
-    serde_json::from_slice(&o.stdout).unwrap()
+    serde_json::from_str(&out).unwrap()
 }
 
 #[test]
@@ -548,32 +543,27 @@ fn chromium_renders_the_page_filters_by_grade_and_finds_the_json_ld() {
     let profile = tempfile::tempdir().unwrap();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let chromium = |extra: &[&str], url: &str| {
-        let o = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-            ])
-            .args([
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--virtual-time-budget=3000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .args(extra)
-            .arg(url)
-            .output()
-            .expect("chromium");
-        assert!(
-            o.status.success(),
-            "chromium: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
+        stdout_of(
+            Command::new("chromium")
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                ])
+                .args([
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--hide-scrollbars",
+                    "--virtual-time-budget=3000",
+                ])
+                .arg(format!("--user-data-dir={}", profile.path().display()))
+                .args(extra)
+                .arg(url),
+            "chromium",
+        )
     };
     let url = format!("http://127.0.0.1:{}/{CH}/latest/index.html?grade=3", s.1);
     let dom = chromium(&["--dump-dom"], &url);

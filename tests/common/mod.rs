@@ -67,18 +67,24 @@ pub fn rundown(channel: &Path, date: &str) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("rundown JSON")
 }
 
-pub fn ffprobe(args: &[&str]) -> String {
-    let o = Command::new("ffprobe")
-        .args(["-v", "error"])
-        .args(args)
+/// Run an independent tool, insist that it succeeds, and return what it printed.
+pub fn stdout_of(cmd: &mut Command, what: &str) -> String {
+    let o = cmd
         .output()
-        .expect("ffprobe is installed");
+        .unwrap_or_else(|e| panic!("{what} cannot run: {e}"));
     assert!(
         o.status.success(),
-        "ffprobe {args:?}: {}",
+        "{what} failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
+}
+
+pub fn ffprobe(args: &[&str]) -> String {
+    stdout_of(
+        Command::new("ffprobe").args(["-v", "error"]).args(args),
+        &format!("ffprobe {args:?}"),
+    )
 }
 
 /// Presentation timestamps (90 kHz) of every video packet, in presentation order.
