@@ -10,5 +10,6 @@ pub mod policy;
 pub mod rundown;
 pub mod schedule;
 pub mod server;
+pub mod service;
 pub mod time;
 pub mod timetable;

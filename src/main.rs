@@ -90,25 +90,93 @@ enum Cmd {
     /// Play out in real time, locked to the clock, joining the item on air now.
     Air {
         channel: PathBuf,
-        /// udp://HOST:PORT or file:PATH.ts; repeat for several outputs.
-        #[arg(long = "output", required = true)]
-        outputs: Vec<String>,
-        /// Air as if the local time now were this ("2020-02-17 08:00"): for past sample weeks.
-        #[arg(long)]
-        as_if: Option<String>,
-        /// Schedule time = wall-clock time + SECONDS: a fixed mapping that a restart keeps, so
-        /// it rejoins where the shifted clock says (as --as-if does not).
-        #[arg(long, allow_hyphen_values = true, conflicts_with = "as_if")]
-        shift: Option<i64>,
-        /// Stop after this many seconds (default: run until interrupted).
-        #[arg(long = "for")]
-        seconds: Option<u64>,
+        #[command(flatten)]
+        on_air: OnAirArgs,
         #[arg(long, default_value = "as-run")]
         as_run_dir: PathBuf,
         /// The `publish --out` directory: warn loudly when a day airs unpublished or differs.
         #[arg(long)]
         published: Option<PathBuf>,
     },
+    /// Run the channel as a service: playout, the public feed, the operator page and API,
+    /// publication ahead of air and hot reload of schedule files, until SIGTERM.
+    Run {
+        channel: PathBuf,
+        #[command(flatten)]
+        on_air: OnAirArgs,
+        /// Where the service writes: feed/ (the published export), as-run/.
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        /// The public feed's listener.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        public: std::net::SocketAddr,
+        /// The operator page and API's listener (keep it private).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        operator: std::net::SocketAddr,
+        /// A file holding the operator token (else $AIRCLASS_TOKEN; else one is generated in
+        /// STATE/operator-token).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Log lines as JSON objects (for a log collector) instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+}
+
+/// Where and how `air` and `run` go on air.
+#[derive(clap::Args)]
+struct OnAirArgs {
+    /// udp://HOST:PORT or file:PATH.ts; repeat for several outputs.
+    #[arg(long = "output", required = true)]
+    outputs: Vec<String>,
+    /// Air as if the local time now were this ("2020-02-17 08:00"): for past sample weeks.
+    #[arg(long)]
+    as_if: Option<String>,
+    /// Schedule time = wall-clock time + SECONDS: a fixed mapping that a restart keeps, so
+    /// it rejoins where the shifted clock says (as --as-if does not).
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "as_if")]
+    shift: Option<i64>,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long = "for")]
+    seconds: Option<u64>,
+}
+
+impl OnAirArgs {
+    /// The outputs, the schedule-time shift and the number of frames to air.
+    fn resolve(
+        &self,
+        ch: &airclass::schedule::Channel,
+    ) -> Result<(Vec<Sink>, chrono::Duration, Option<i64>), String> {
+        let sinks: Vec<Sink> = self
+            .outputs
+            .iter()
+            .map(|o| o.parse())
+            .collect::<Result<_, _>>()?;
+        let shift = match &self.as_if {
+            Some(t) => {
+                let naive = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M")
+                    .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
+                    .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S"))
+                    .map_err(|_| {
+                        format!("--as-if `{t}`: write a local date and time like \"2020-02-17 08:00\"")
+                    })?;
+                airclass::time::local_to_utc(naive.date(), naive.time(), ch.tz) - Utc::now()
+            }
+            None => chrono::Duration::seconds(self.shift.unwrap_or(0)),
+        };
+        let frames = self
+            .seconds
+            .map(|secs| ch.rate.frames_floor(secs as i128 * 1_000_000_000));
+        for o in &sinks {
+            match o {
+                Sink::Udp { host, port } => {
+                    println!("on air to udp://{host}:{port}  (watch: ffplay udp://{host}:{port})")
+                }
+                Sink::File(p) => println!("on air to {}", p.display()),
+            }
+        }
+        Ok((sinks, shift, frames))
+    }
 }
 
 #[derive(Subcommand)]
@@ -270,62 +338,34 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Publish { channel, out } => {
             let s = load(&channel)?;
             let ch = &s.channel;
-            let rundowns: Vec<_> = s
-                .weeks
-                .iter()
-                .flat_map(|w| (0..7).map(|i| rundown::build(&s, w.start + chrono::Days::new(i))))
-                .collect();
-            let base = out.join(&ch.id);
-            let prev = timetable::publish::latest(&base);
-            let now = Utc::now();
-            let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let Some(feed) = timetable::Feed::next(prev.as_ref(), ch, &rundowns, &stamp) else {
+            let o = timetable::publish::publish_schedule(&s, &out, Utc::now())
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            o.late.iter().for_each(|w| eprintln!("WARNING: {w}"));
+            let latest_link = out.join(&ch.id).join("latest");
+            let Some((feed, dir)) = o.published else {
                 println!(
                     "unchanged: version {} under {} is current",
-                    prev.map_or(0, |p| p.version),
-                    base.display()
+                    o.latest,
+                    latest_link.display()
                 );
                 return Ok(());
             };
-            // Lead time: a week appearing for the first time after its deadline is published late.
-            for w in &s.weeks {
-                let first_time = prev
-                    .as_ref()
-                    .is_none_or(|p| !p.dates.contains(&w.start.to_string()));
-                let deadline = airclass::time::local_to_utc(
-                    ch.lead.deadline(w.start, ch.day_start).date(),
-                    ch.lead.deadline(w.start, ch.day_start).time(),
-                    ch.tz,
-                );
-                if first_time && now > deadline {
-                    eprintln!(
-                        "WARNING: {} is published late: it was due by {} ({})",
-                        w.name,
-                        deadline.with_timezone(&ch.tz).to_rfc3339(),
-                        ch.tz.name()
-                    );
-                }
-            }
-            let c = feed.changes.clone();
-            let p = timetable::publish::publish(&out, Some(feed))
-                .map_err(|e| format!("{}: {e}", out.display()))?;
+            let c = &feed.changes;
             println!(
                 "published version {} ({} added, {} moved, {} updated, {} cancelled) at {}; latest -> {}",
-                p.latest,
+                o.latest,
                 c.added.len(),
                 c.moved.len(),
                 c.updated.len(),
                 c.cancelled.len(),
-                p.dir.display(),
-                base.join("latest").display()
+                dir.display(),
+                latest_link.display()
             );
-            if !ch.webhooks.is_empty()
-                && let Some(feed) = &p.feed
-            {
+            if !ch.webhooks.is_empty() {
                 let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
                 let latest_url = format!("{}/latest/", ch.id);
                 for line in
-                    rt.block_on(timetable::notify::webhooks(&ch.webhooks, feed, &latest_url))
+                    rt.block_on(timetable::notify::webhooks(&ch.webhooks, &feed, &latest_url))
                 {
                     println!("{line}");
                 }
@@ -405,19 +445,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 end = day.frames() + next.frame_of_local(to, ch.day_start, ch.tz);
             }
             let started = std::time::Instant::now();
+            let rate = ch.rate;
+            let control = playout::Control::new(s, stop_on_signals()?);
             let sum = playout::run(playout::Run {
-                schedule: &s,
+                control: &control,
                 start: day.instant(start),
                 frames: Some(end - start),
                 sinks: vec![Sink::File(out.clone())],
                 pace: Pace::AsFastAsPossible,
                 shift: chrono::Duration::zero(),
                 as_run_dir: &as_run_dir,
-                stop: stop_on_signals()?,
                 on_day: &|_| {},
             })?;
             let secs = started.elapsed().as_secs_f64();
-            let aired = sum.frames as f64 * ch.rate.den as f64 / ch.rate.num as f64;
+            let aired = sum.frames as f64 * rate.den as f64 / rate.num as f64;
             println!(
                 "rendered {} frames ({} items, {} faults) to {} in {secs:.1} s ({:.1}x real time)",
                 sum.frames,
@@ -430,62 +471,29 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Air {
             channel,
-            outputs,
-            as_if,
-            shift,
-            seconds,
+            on_air,
             as_run_dir,
             published,
         } => {
             let s = load(&channel)?;
-            let ch = &s.channel;
+            let (sinks, shift, frames) = on_air.resolve(&s.channel)?;
             let check = |r: &rundown::Rundown| {
-                let Some(dir) = &published else { return };
-                let warning = match timetable::publish::latest(&dir.join(&ch.id)) {
-                    None => Some(format!(
-                        "{} is airing but nothing is published under {}",
-                        r.day.date,
-                        dir.display()
-                    )),
-                    Some(feed) => feed.differs_from(r),
-                };
-                if let Some(w) = warning {
+                if let Some(w) = published
+                    .as_deref()
+                    .and_then(|dir| timetable::publish::check_aired(dir, r))
+                {
                     eprintln!("\n!!! WARNING: {w} !!!\n");
                 }
             };
-            let sinks: Vec<Sink> = outputs
-                .iter()
-                .map(|o| o.parse())
-                .collect::<Result<_, _>>()?;
-            let now = Utc::now();
-            let shift = match as_if {
-                Some(t) => {
-                    let naive = NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M")
-                        .or_else(|_| NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M"))
-                        .or_else(|_| NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S"))
-                        .map_err(|_| format!("--as-if `{t}`: write a local date and time like \"2020-02-17 08:00\""))?;
-                    airclass::time::local_to_utc(naive.date(), naive.time(), ch.tz) - now
-                }
-                None => chrono::Duration::seconds(shift.unwrap_or(0)),
-            };
-            let stop = stop_on_signals()?;
-            for o in &sinks {
-                match o {
-                    Sink::Udp { host, port } => println!(
-                        "on air to udp://{host}:{port}  (watch: ffplay udp://{host}:{port})"
-                    ),
-                    Sink::File(p) => println!("on air to {}", p.display()),
-                }
-            }
+            let control = playout::Control::new(s, stop_on_signals()?);
             let sum = playout::run(playout::Run {
-                schedule: &s,
-                start: now + shift,
-                frames: seconds.map(|secs| ch.rate.frames_floor(secs as i128 * 1_000_000_000)),
+                control: &control,
+                start: Utc::now() + shift,
+                frames,
                 sinks,
                 pace: Pace::RealTime,
                 shift,
                 as_run_dir: &as_run_dir,
-                stop,
                 on_day: &check,
             })?;
             println!(
@@ -494,5 +502,87 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Cmd::Run {
+            channel,
+            on_air,
+            state,
+            public,
+            operator,
+            token_file,
+            log_json,
+        } => {
+            init_logs(log_json);
+            let s = load(&channel)?;
+            let (sinks, shift, frames) = on_air.resolve(&s.channel)?;
+            let token = operator_token(token_file.as_deref(), &state)?;
+            airclass::service::run(
+                airclass::service::Options {
+                    channel,
+                    state,
+                    sinks,
+                    shift,
+                    frames,
+                    public,
+                    operator,
+                    token,
+                },
+                stop_on_signals()?,
+            )
+        }
     }
+}
+
+/// Logs on stderr through `tracing`: text for people, or JSON lines for a collector.
+/// `RUST_LOG` narrows or widens them (default: info).
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+/// The operator token: from a file, else $AIRCLASS_TOKEN, else generated once into
+/// STATE/operator-token (mode 0600). Never taken from the command line, where `ps` shows it.
+fn operator_token(file: Option<&Path>, state: &Path) -> Result<String, String> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("token file {}: {e}", p.display()))
+    };
+    let token = match (file, std::env::var("AIRCLASS_TOKEN")) {
+        (Some(p), _) => read(p)?,
+        (None, Ok(t)) => t.trim().to_string(),
+        (None, Err(_)) => {
+            let p = state.join("operator-token");
+            if !p.exists() {
+                use std::io::{Read, Write};
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut bytes = [0u8; 24];
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| f.read_exact(&mut bytes))
+                    .map_err(|e| format!("cannot make a token: {e}"))?;
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                std::fs::create_dir_all(state).map_err(|e| format!("{}: {e}", state.display()))?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&p)
+                    .and_then(|mut f| f.write_all(hex.as_bytes()))
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                tracing::info!("generated an operator token in {}", p.display());
+            }
+            read(&p)?
+        }
+    };
+    if token.len() < 16 {
+        return Err("the operator token must be at least 16 characters".into());
+    }
+    Ok(token)
 }

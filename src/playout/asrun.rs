@@ -18,8 +18,8 @@ pub enum Event {
     End,
     /// Something went wrong; the slot was filled with slate or filler.
     Fault,
-    /// The engine started or stopped.
-    Engine,
+    /// An operator action or a schedule reload, with who did it and what came of it.
+    Operator,
 }
 
 /// One line of the log.

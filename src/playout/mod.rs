@@ -4,6 +4,7 @@
 //! file and airing in real time run the same loop; only the pacing differs.
 
 pub mod asrun;
+pub mod control;
 mod decoder;
 pub mod output;
 
@@ -12,18 +13,20 @@ use crate::schedule::Schedule;
 use crate::time::{BroadcastDay, Frames};
 use asrun::{AsRun, Event};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+pub use control::{Action, Control};
 use decoder::{Decoder, Ended, samples_before};
 use gstreamer as gst;
 pub use output::{Pace, Sink};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
 /// What to play and how.
 pub struct Run<'a> {
-    pub schedule: &'a Schedule,
+    /// The schedule to play, operator actions and the stop flag; the engine reports its status
+    /// here.
+    pub control: &'a Control,
     /// First on-air instant (schedule time); snapped to the frame that contains it.
     pub start: DateTime<Utc>,
     /// Number of frames to play; None plays until `stop` is set.
@@ -33,7 +36,6 @@ pub struct Run<'a> {
     /// Schedule time minus wall-clock time (non-zero when airing a past week "as if now").
     pub shift: ChronoDuration,
     pub as_run_dir: &'a Path,
-    pub stop: Arc<AtomicBool>,
     /// Called with each broadcast day's rundown as the engine takes it up (to check it against
     /// the published timetable, for instance).
     pub on_day: &'a dyn Fn(&Rundown),
@@ -58,10 +60,20 @@ struct OnAir {
     index: usize,
     item: Item,
     decoder: Option<Decoder>,
+    /// The day's frame at which the item's own frame 0 aired: its planned start, or earlier when
+    /// the operator skipped to it.
+    origin: Frames,
     ended_logged: bool,
 }
 
-/// A decoder being opened in the background for the item after the current one.
+impl OnAir {
+    /// True while an item the operator skipped to is on air ahead of its planned start.
+    fn early(&self) -> bool {
+        self.origin < self.item.start
+    }
+}
+
+/// A decoder being opened in the background for an upcoming item.
 struct Preparing {
     key: (chrono::NaiveDate, String),
     rx: mpsc::Receiver<Result<Decoder, String>>,
@@ -69,8 +81,10 @@ struct Preparing {
 
 pub fn run(r: Run) -> Result<Summary, String> {
     gst::init().map_err(|e| format!("GStreamer: {e}"))?;
-    let sched = r.schedule;
-    let ch = &sched.channel;
+    let control = r.control;
+    let mut sched = control.schedule();
+    let mut generation = control.generation();
+    let ch = sched.channel.clone();
     let rate = ch.rate;
     let live = r.pace == Pace::RealTime;
 
@@ -95,21 +109,25 @@ pub fn run(r: Run) -> Result<Summary, String> {
         f = 0;
     }
     let t0_wall = day.instant(f) - r.shift;
-    let mut rundown = rundown::build(sched, day.date);
+    let mut rundown = rundown::build(&sched, day.date);
     warn_rundown(&rundown);
     (r.on_day)(&rundown);
+    // A reloaded schedule's rundown, waiting for the on-air item to end.
+    let mut pending: Option<Rundown> = None;
 
-    let out = output::Output::new(ch, &r.sinks, r.pace)?;
-    let slate = slate_frame(sched);
+    let out = output::Output::new(&ch, &r.sinks, r.pace)?;
+    let slate = slate_frame(&sched);
     let mut asrun = AsRun::new(r.as_run_dir, &ch.id);
     out.start(
-        ch,
+        &ch,
         live.then(|| t0_wall.timestamp_nanos_opt().expect("in range") as u64),
     )?;
+    control.update(|s| s.running = true);
 
     let mut summary = Summary::default();
     let mut on_air: Option<OnAir> = None;
     let mut preparing: Option<Preparing> = None;
+    let mut held = false;
     let mut n: Frames = 0;
     let mut result = Ok(());
     let tz = ch.tz;
@@ -136,26 +154,102 @@ pub fn run(r: Run) -> Result<Summary, String> {
             detail,
         });
     };
+    let fault = |asrun: &mut AsRun,
+                 day: &BroadcastDay,
+                 item: &Item,
+                 f: Frames,
+                 n: Frames,
+                 kind: &'static str,
+                 detail: String| {
+        control.fault(control::Fault {
+            at: day.instant(f).with_timezone(&tz).to_rfc3339(),
+            item: item.id.clone(),
+            kind,
+            detail: detail.clone(),
+        });
+        log(asrun, Event::Fault, day, item, f, n, item.start, Some(detail));
+    };
 
-    while r.frames.is_none_or(|total| n < total) && !r.stop.load(Ordering::SeqCst) {
+    while r.frames.is_none_or(|total| n < total) && !control.stop.load(Ordering::SeqCst) {
+        if control.generation() != generation {
+            // A new schedule: today's rundown from it takes over at the next item boundary, and
+            // the item there is prepared again in case it changed.
+            generation = control.generation();
+            sched = control.schedule();
+            let next = rundown::build(&sched, rundown.day.date);
+            pending = (next.items != rundown.items).then(|| {
+                warn_rundown(&next);
+                (r.on_day)(&next);
+                next
+            });
+            if let (Some(p), Some(a)) = (&pending, &on_air) {
+                preparing = prepare(&sched, p, a.item.end());
+            }
+        }
         if f >= rundown.day.frames() {
             let next = rundown.day.date.succ_opt().expect("date");
-            rundown = rundown::build(sched, next);
+            rundown = rundown::build(&sched, next);
+            pending = None;
             warn_rundown(&rundown);
             (r.on_day)(&rundown);
             f = 0;
         }
-        let Some(index) = rundown.index_at(f) else {
+        if pending.is_some() && on_air.as_ref().is_none_or(|a| f >= a.item.end()) {
+            rundown = pending.take().expect("pending");
+        }
+        let Some(mut index) = rundown.index_at(f) else {
             return Err(format!(
                 "rundown of {} has a hole at frame {f}",
                 rundown.day.date
             ));
         };
+        let mut origin = None;
+        for (action, who, answer) in control.take() {
+            let by = format!("{action:?} by {who}");
+            let reply = match action {
+                Action::Skip => match &on_air {
+                    Some(a) if a.day == rundown.day && a.index + 1 < rundown.items.len() => {
+                        index = a.index + 1;
+                        origin = Some(f);
+                        Ok(format!("skipped to {}", rundown.items[index].id))
+                    }
+                    _ => Err("nothing follows the item on air today".to_string()),
+                },
+                Action::Hold => {
+                    held = true;
+                    Ok("holding on slate".to_string())
+                }
+                Action::Resume => {
+                    held = false;
+                    Ok("resumed".to_string())
+                }
+                Action::Note(text) => Ok(text),
+            };
+            if let Some(a) = &on_air {
+                let detail = match &reply {
+                    Ok(text) => format!("{by}: {text}"),
+                    Err(e) => format!("{by} refused: {e}"),
+                };
+                log(
+                    &mut asrun,
+                    Event::Operator,
+                    &a.day,
+                    &a.item,
+                    f,
+                    n,
+                    f,
+                    Some(detail),
+                );
+            }
+            answer(reply);
+        }
         // An item change: end the old one, put the new one on air, start preparing the next.
-        if on_air
-            .as_ref()
-            .is_none_or(|a| a.day != rundown.day || a.index != index)
-        {
+        // An item skipped to stays on air through the rest of the one it replaced.
+        let change = origin.is_some()
+            || on_air.as_ref().is_none_or(|a| {
+                a.day != rundown.day || (a.index != index && !(a.early() && index < a.index))
+            });
+        if change {
             if let Some(old) = on_air.take() {
                 // f is 0 of a new day when the old item ended with its day.
                 let old_f = if old.day == rundown.day {
@@ -171,11 +265,12 @@ pub fn run(r: Run) -> Result<Summary, String> {
                     old_f,
                     n,
                     old.item.end(),
-                    None,
+                    origin.map(|_| "skipped by the operator".to_string()),
                 );
             }
             let item = rundown.items[index].clone();
-            let offset = f - item.start;
+            let origin = origin.unwrap_or(item.start);
+            let offset = f - origin;
             let key = (rundown.day.date, item.id.clone());
             let opened = match preparing.take() {
                 Some(p) if p.key == key && offset == 0 => {
@@ -186,12 +281,17 @@ pub fn run(r: Run) -> Result<Summary, String> {
                     })
                     .unwrap_or_else(|_| Err("the media was not ready in time".into()))
                 }
-                _ => Decoder::open(&item.media, ch, offset, item.kind.loops()),
+                _ => Decoder::open(&item.media, &ch, offset, item.kind.loops()),
             };
-            let ev = if offset > 0 {
-                Event::Join
+            let (ev, detail) = if offset > 0 {
+                (Event::Join, Some(format!("joined {offset} frames in")))
+            } else if origin < item.start {
+                (
+                    Event::Start,
+                    Some(format!("{} frames early, skipped to", item.start - origin)),
+                )
             } else {
-                Event::Start
+                (Event::Start, None)
             };
             log(
                 &mut asrun,
@@ -201,37 +301,39 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 f,
                 n,
                 item.start,
-                (offset > 0).then(|| format!("joined {offset} frames in")),
+                detail,
             );
             summary.items += 1;
             let decoder = match opened {
                 Ok(d) => Some(d),
                 Err(e) => {
                     summary.faults += 1;
-                    log(
+                    fault(
                         &mut asrun,
-                        Event::Fault,
                         &rundown.day,
                         &item,
                         f,
                         n,
-                        item.start,
-                        Some(format!("slate: {}: {e}", item.media)),
+                        "unavailable",
+                        format!("slate: {}: {e}", item.media),
                     );
                     None
                 }
             };
-            preparing = prepare_next(sched, &rundown, index);
+            preparing = prepare(&sched, &rundown, item.end());
             on_air = Some(OnAir {
                 day: rundown.day,
                 index,
                 item,
                 decoder,
+                origin,
                 ended_logged: false,
             });
+            control.update(|s| s.items_aired += 1);
+            report(control, on_air.as_ref(), tz, held, f, n, 0);
         }
         let a = on_air.as_mut().expect("on air");
-        let k = f - a.item.start;
+        let k = f - a.origin;
         let (picture, sound) = match a.decoder.as_mut() {
             Some(d) => {
                 let v = d.video(k);
@@ -247,28 +349,32 @@ pub fn run(r: Run) -> Result<Summary, String> {
             a.ended_logged = true;
             let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
             if let Some(why) = ended {
-                let detail = match &why {
-                    Ended::Eos => {
-                        "media ended before its slot; slate to the slot's end".to_string()
-                    }
-                    Ended::Error(e) => format!("decoder error: {e}; slate to the slot's end"),
-                    Ended::Stalled => "decoder stalled; slate to the slot's end".to_string(),
+                let (kind, detail) = match &why {
+                    Ended::Eos => (
+                        "ended-early",
+                        "media ended before its slot; slate to the slot's end".to_string(),
+                    ),
+                    Ended::Error(e) => (
+                        "decoder-error",
+                        format!("decoder error: {e}; slate to the slot's end"),
+                    ),
+                    Ended::Stalled => (
+                        "stalled",
+                        "decoder stalled; slate to the slot's end".to_string(),
+                    ),
                 };
-                if why != Ended::Eos || a.item.duration - k > rate.timecode_base() {
+                if why != Ended::Eos || a.item.end() - f > rate.timecode_base() {
                     summary.faults += 1;
-                    log(
-                        &mut asrun,
-                        Event::Fault,
-                        &rundown.day,
-                        &a.item.clone(),
-                        f,
-                        n,
-                        a.item.start,
-                        Some(detail),
-                    );
+                    let item = a.item.clone();
+                    fault(&mut asrun, &rundown.day, &item, f, n, kind, detail);
                 }
             }
         }
+        let (picture, sound) = if held {
+            (None, vec![0u8; sound.len()])
+        } else {
+            (picture, sound)
+        };
         let vbuf = stamp(
             picture.unwrap_or_else(|| slate.clone()),
             rate.nanos(n) as u64,
@@ -283,12 +389,15 @@ pub fn run(r: Run) -> Result<Summary, String> {
             stamp_mut(b.get_mut().expect("new buffer"), pts, end - pts);
             b
         };
+        let mut drift = 0;
         if live {
             let due = t0_wall + ChronoDuration::nanoseconds(rate.nanos(n) as i64)
                 - ChronoDuration::from_std(LEAD).expect("small");
             let wait = due - Utc::now();
-            if let Ok(w) = wait.to_std() {
-                std::thread::sleep(w);
+            match wait.to_std() {
+                Ok(w) => std::thread::sleep(w),
+                // Behind the clock: how many frames late this one is.
+                Err(_) => drift = -rate.frames_floor(-wait.num_nanoseconds().unwrap_or(0) as i128),
             }
         }
         if out.video.push_buffer(vbuf).is_err() || out.audio.push_buffer(abuf).is_err() {
@@ -297,11 +406,13 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 .unwrap_or_else(|| "the output pipeline stopped accepting data".into()));
             break;
         }
-        if n % 250 == 0
-            && let Some(e) = out.error()
-        {
-            result = Err(format!("output error: {e}"));
-            break;
+        if n % rate.timecode_base() == 0 {
+            if let Some(e) = out.error() {
+                result = Err(format!("output error: {e}"));
+                break;
+            }
+            report(control, on_air.as_ref(), tz, held, f, n, drift);
+            control.update(|s| s.count_bytes(out.bytes()));
         }
         n += 1;
         f += 1;
@@ -319,14 +430,51 @@ pub fn run(r: Run) -> Result<Summary, String> {
         );
     }
     summary.frames = n;
+    control.update(|s| {
+        s.running = false;
+        s.on_air = None;
+    });
     let finished = out.finish();
     result.and(finished).map(|_| summary)
 }
 
-/// Open the decoder for the item after `index` (possibly the next day's first) in the background.
-fn prepare_next(sched: &Schedule, rd: &Rundown, index: usize) -> Option<Preparing> {
-    let (date, item) = match rd.items.get(index + 1) {
-        Some(it) => (rd.day.date, it.clone()),
+/// Refresh the status the engine reports (at item changes and once a second).
+fn report(
+    control: &Control,
+    a: Option<&OnAir>,
+    tz: chrono_tz::Tz,
+    held: bool,
+    f: Frames,
+    n: Frames,
+    drift: Frames,
+) {
+    let on_air = a.map(|a| control::OnAir {
+        date: a.day.date.to_string(),
+        id: a.item.id.clone(),
+        kind: kind_name(&a.item),
+        title: a.item.title.clone(),
+        media: a.item.media.clone(),
+        start_frame: a.item.start,
+        end_frame: a.item.end(),
+        start: a.day.instant(a.item.start).with_timezone(&tz).to_rfc3339(),
+        end: a.day.instant(a.item.end()).with_timezone(&tz).to_rfc3339(),
+        offset: f - a.origin,
+        early: a.early(),
+        slate: a.decoder.is_none() || a.ended_logged,
+    });
+    control.update(|s| {
+        s.on_air = on_air;
+        s.held = held;
+        s.output_frames = n;
+        s.drift_frames = drift;
+    });
+}
+
+/// Open the decoder for the item that starts at frame `at` of `rd` (or the next day's first
+/// when `at` is the day's end) in the background.
+fn prepare(sched: &Schedule, rd: &Rundown, at: Frames) -> Option<Preparing> {
+    let (date, item) = match rd.index_at(at) {
+        Some(i) => (rd.day.date, rd.items[i].clone()),
         None => {
             let next = rd.day.date.succ_opt()?;
             (next, rundown::build(sched, next).items.first()?.clone())

@@ -65,6 +65,8 @@ pub struct Output {
     /// UDP outputs, handed to their pacer threads when the pipeline starts.
     udp: std::sync::Mutex<Vec<(gst_app::AppSink, std::net::UdpSocket)>>,
     rate: u64,
+    /// Bytes of transport stream the muxer has produced (for the status and metrics).
+    bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Output {
@@ -133,6 +135,20 @@ impl Output {
             .downcast::<gst::Pipeline>()
             .expect("a pipeline");
         let mux = pipeline.by_name("mux").expect("mux");
+        let bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = bytes.clone();
+        mux.static_pad("src").expect("mux src").add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, info| {
+                let size = match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) => b.size(),
+                    Some(gst::PadProbeData::BufferList(l)) => l.calculate_size(),
+                    _ => 0,
+                };
+                counter.fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            },
+        );
         let get = |n: &str| {
             pipeline
                 .by_name(n)
@@ -166,7 +182,13 @@ impl Output {
             mux,
             udp: std::sync::Mutex::new(udp),
             rate: ch.output.mux_kbps as u64 * 1000,
+            bytes,
         })
+    }
+
+    /// Bytes of transport stream produced so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Start the pipeline. In real time `base_utc_ns` is the UTC instant (ns since the epoch) of

@@ -5,6 +5,9 @@
 //! brotli variants beside it and a content hash in the version's `manifest.json` (for ETags).
 
 use super::{Feed, html, ical, json, xmltv};
+use crate::rundown;
+use crate::schedule::Schedule;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
@@ -54,13 +57,61 @@ pub fn etag(bytes: &[u8]) -> String {
     )
 }
 
-/// What a publish did.
+/// What publishing a schedule did.
 #[derive(Debug)]
-pub struct Published {
-    /// None when nothing changed since the latest version.
-    pub feed: Option<Feed>,
+pub struct Outcome {
+    /// The new version and its directory, or None when nothing changed.
+    pub published: Option<(Feed, PathBuf)>,
+    /// The version `latest` points to now (0: none).
     pub latest: u32,
-    pub dir: PathBuf,
+    /// Weeks that appeared for the first time after their lead-time deadline.
+    pub late: Vec<String>,
+}
+
+/// Publish every loaded week of the schedule under `out/<channel>/` as the next version, unless
+/// nothing changed since the latest one.
+pub fn publish_schedule(s: &Schedule, out: &Path, now: DateTime<Utc>) -> std::io::Result<Outcome> {
+    let ch = &s.channel;
+    let rundowns: Vec<_> = s
+        .weeks
+        .iter()
+        .flat_map(|w| (0..7).map(|i| rundown::build(s, w.start + chrono::Days::new(i))))
+        .collect();
+    let prev = latest(&out.join(&ch.id));
+    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let Some(feed) = Feed::next(prev.as_ref(), ch, &rundowns, &stamp) else {
+        return Ok(Outcome {
+            published: None,
+            latest: prev.map_or(0, |p| p.version),
+            late: Vec::new(),
+        });
+    };
+    let late = s
+        .weeks
+        .iter()
+        .filter(|w| {
+            prev.as_ref()
+                .is_none_or(|p| !p.dates.contains(&w.start.to_string()))
+        })
+        .filter_map(|w| {
+            let due = ch.lead.deadline(w.start, ch.day_start);
+            let deadline = crate::time::local_to_utc(due.date(), due.time(), ch.tz);
+            (now > deadline).then(|| {
+                format!(
+                    "{} is published late: it was due by {} ({})",
+                    w.name,
+                    deadline.with_timezone(&ch.tz).to_rfc3339(),
+                    ch.tz.name()
+                )
+            })
+        })
+        .collect();
+    let dir = publish(out, &feed)?;
+    Ok(Outcome {
+        latest: feed.version,
+        published: Some((feed, dir)),
+        late,
+    })
 }
 
 /// The newest published version under `base` (the channel's directory in the export).
@@ -69,11 +120,22 @@ pub fn latest(base: &Path) -> Option<Feed> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Publish `next` (built with [`Feed::next`] against [`latest`]) under `out/<channel>/`.
-pub fn publish(out: &Path, next: Option<Feed>) -> std::io::Result<Published> {
-    let Some(feed) = next else {
-        return Err(std::io::Error::other("nothing to publish"));
-    };
+/// A loud warning when a day goes on air unpublished, or different from what was published
+/// under `out` (a `publish --out` directory); None when it airs as announced.
+pub fn check_aired(out: &Path, r: &crate::rundown::Rundown) -> Option<String> {
+    match latest(&out.join(&r.channel_id)) {
+        None => Some(format!(
+            "{} is airing but nothing is published under {}",
+            r.day.date,
+            out.display()
+        )),
+        Some(feed) => feed.differs_from(r),
+    }
+}
+
+/// Write `feed` (built with [`Feed::next`] against [`latest`]) under `out/<channel>/` and make
+/// it the latest; returns its version directory.
+fn publish(out: &Path, feed: &Feed) -> std::io::Result<PathBuf> {
     let base = out.join(&feed.channel.id);
     let versions = base.join("versions");
     fs::create_dir_all(&versions)?;
@@ -96,7 +158,7 @@ pub fn publish(out: &Path, next: Option<Feed>) -> std::io::Result<Published> {
     let tmp = versions.join(format!(".tmp-{}-{}", feed.version, std::process::id()));
     fs::create_dir_all(&tmp)?;
     let mut manifest = serde_json::Map::new();
-    for (rel, bytes) in render(&feed, &history) {
+    for (rel, bytes) in render(feed, &history) {
         let path = tmp.join(&rel);
         fs::create_dir_all(path.parent().expect("in tmp"))?;
         write_synced(&path, &bytes)?;
@@ -129,11 +191,7 @@ pub fn publish(out: &Path, next: Option<Feed>) -> std::io::Result<Published> {
     std::os::unix::fs::symlink(format!("versions/{}", feed.version), &link_tmp)?;
     fs::rename(&link_tmp, base.join("latest"))?;
     fs::File::open(&base)?.sync_all()?;
-    Ok(Published {
-        latest: feed.version,
-        feed: Some(feed),
-        dir,
-    })
+    Ok(dir)
 }
 
 fn file_name(p: &Path) -> String {

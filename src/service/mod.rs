@@ -1,0 +1,246 @@
+//! `airclass run`: the channel as one long-running service. The playout engine runs on its own
+//! thread; beside it, on a small tokio runtime, the public feed (the same server as `serve`), the
+//! operator API and page on a separate listener, and a publisher that keeps the published
+//! timetable in step with the schedule. A watcher reloads weekly schedules as they change.
+//! Everything steers the engine only through its [`Control`]: swap the schedule, queue an action.
+
+mod metrics;
+mod operator;
+mod reload;
+
+use crate::playout::{self, Control, Pace, Sink};
+use crate::schedule::Schedule;
+use crate::time::{BroadcastDay, Frames};
+use crate::timetable::{self, publish};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How to run the channel.
+pub struct Options {
+    /// The channel directory (channel.yaml, weeks/).
+    pub channel: PathBuf,
+    /// Where the service keeps what it writes: `feed/` (the published export), `as-run/`.
+    pub state: PathBuf,
+    pub sinks: Vec<Sink>,
+    /// Schedule time minus wall-clock time (see `air --shift`).
+    pub shift: ChronoDuration,
+    /// Stop after this many frames (None: until SIGTERM).
+    pub frames: Option<Frames>,
+    pub public: SocketAddr,
+    pub operator: SocketAddr,
+    /// The operator API's bearer token.
+    pub token: String,
+}
+
+/// The outcome of the last reload, as the status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reloaded {
+    pub at: String,
+    pub ok: bool,
+    /// What was loaded, or the error with its FILE:LINE:COL.
+    pub message: String,
+}
+
+/// The state of publication, as the status shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Published {
+    /// The version `latest` points to (0: nothing published yet).
+    pub version: u32,
+    pub at: Option<String>,
+    pub error: Option<String>,
+    /// Broadcast days the latest version covers.
+    #[serde(skip)]
+    pub dates: BTreeSet<NaiveDate>,
+}
+
+/// What the service shares between its parts.
+pub struct Service {
+    pub control: Arc<Control>,
+    pub channel_dir: PathBuf,
+    pub feed_dir: PathBuf,
+    pub as_run_dir: PathBuf,
+    pub shift: ChronoDuration,
+    token: String,
+    pub reloaded: Mutex<Option<Reloaded>>,
+    pub reloads: Mutex<(u64, u64)>,
+    pub published: Mutex<Published>,
+    /// Wakes the publisher early (after a reload).
+    publish_now: tokio::sync::Notify,
+}
+
+impl Service {
+    /// Schedule time now (wall clock plus the shift).
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.shift
+    }
+
+    /// Publish the schedule if it changed since the latest version; never fails the service.
+    fn publish(&self) -> Option<timetable::Feed> {
+        let s = self.control.schedule();
+        let result = publish::publish_schedule(&s, &self.feed_dir, Utc::now());
+        let mut p = self.published.lock().expect("published");
+        match result {
+            Ok(o) => {
+                o.late.iter().for_each(|w| tracing::warn!("{w}"));
+                p.version = o.latest;
+                p.error = None;
+                if let Some((feed, _)) = o.published {
+                    tracing::info!(
+                        version = feed.version,
+                        added = feed.changes.added.len(),
+                        moved = feed.changes.moved.len(),
+                        updated = feed.changes.updated.len(),
+                        cancelled = feed.changes.cancelled.len(),
+                        "published a new timetable version"
+                    );
+                    p.at = Some(feed.published.clone());
+                    p.dates = feed.dates.iter().filter_map(|d| d.parse().ok()).collect();
+                    return Some(feed);
+                }
+                if p.dates.is_empty()
+                    && let Some(feed) = publish::latest(&self.feed_dir.join(&s.channel.id))
+                {
+                    p.at = Some(feed.published.clone());
+                    p.dates = feed.dates.iter().filter_map(|d| d.parse().ok()).collect();
+                }
+                None
+            }
+            Err(e) => {
+                tracing::error!("cannot publish to {}: {e}", self.feed_dir.display());
+                p.error = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Seconds from now until the start of the first broadcast day, from today on, that is not
+    /// published: how long before the channel airs an unannounced day.
+    pub fn seconds_until_unpublished(&self) -> i64 {
+        let s = self.control.schedule();
+        let ch = &s.channel;
+        let now = self.now();
+        let dates = self.published.lock().expect("published").dates.clone();
+        let mut day = BroadcastDay::containing(now, ch.day_start, ch.tz, ch.rate).date;
+        while dates.contains(&day) {
+            day = day.succ_opt().expect("date");
+        }
+        let start = BroadcastDay::new(day, ch.day_start, ch.tz, ch.rate).start;
+        (start - now).num_seconds().max(0)
+    }
+}
+
+/// How often the publisher looks for changes when nothing wakes it.
+const PUBLISH_EVERY: Duration = Duration::from_secs(60);
+
+/// Run the channel until `stop` is set (SIGTERM) or `frames` have aired.
+pub fn run(o: Options, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<(), String> {
+    let schedule = Schedule::load(&o.channel).map_err(|e| e.to_string())?;
+    let control = Control::new(schedule, stop.clone());
+    let svc = Arc::new(Service {
+        control: control.clone(),
+        channel_dir: o.channel.clone(),
+        feed_dir: o.state.join("feed"),
+        as_run_dir: o.state.join("as-run"),
+        shift: o.shift,
+        token: o.token,
+        reloaded: Mutex::new(None),
+        reloads: Mutex::new((0, 0)),
+        published: Mutex::new(Published::default()),
+        publish_now: tokio::sync::Notify::new(),
+    });
+    svc.publish();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let bind = |addr: SocketAddr, what: &str| {
+        rt.block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|e| format!("{what} listener {addr}: {e}"))
+    };
+    let public = bind(o.public, "public feed")?;
+    let operator = bind(o.operator, "operator")?;
+    tracing::info!(
+        "public feed on http://{}/{}/latest/",
+        o.public,
+        control.schedule().channel.id
+    );
+    tracing::info!("operator page and API on http://{}/", o.operator);
+    let stopped = {
+        let stop = stop.clone();
+        move || {
+            let stop = stop.clone();
+            async move {
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    };
+    rt.spawn(
+        axum::serve(public, crate::server::router(&svc.feed_dir))
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+    rt.spawn(
+        axum::serve(operator, operator::router(svc.clone()))
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+    rt.spawn(publisher(svc.clone()));
+    let _watcher = reload::watch(svc.clone())?;
+
+    let on_day = |r: &crate::rundown::Rundown| {
+        if let Some(w) = publish::check_aired(&svc.feed_dir, r) {
+            tracing::warn!("{w}");
+        }
+    };
+    let result = playout::run(playout::Run {
+        control: &control,
+        start: Utc::now() + o.shift,
+        frames: o.frames,
+        sinks: o.sinks,
+        pace: Pace::RealTime,
+        shift: o.shift,
+        as_run_dir: &svc.as_run_dir,
+        on_day: &on_day,
+    });
+    stop.store(true, Ordering::SeqCst);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let sum = result?;
+    tracing::info!(
+        frames = sum.frames,
+        items = sum.items,
+        faults = sum.faults,
+        "off air"
+    );
+    Ok(())
+}
+
+/// Publish at start, then every minute and whenever a reload asks.
+async fn publisher(svc: Arc<Service>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PUBLISH_EVERY) => {},
+            _ = svc.publish_now.notified() => {},
+        }
+        let s = svc.clone();
+        let Ok(Some(feed)) = tokio::task::spawn_blocking(move || s.publish()).await else {
+            continue;
+        };
+        let ch = svc.control.schedule().channel.clone();
+        if !ch.webhooks.is_empty() {
+            let latest = format!("{}/latest/", ch.id);
+            for line in timetable::notify::webhooks(&ch.webhooks, &feed, &latest).await {
+                tracing::info!("{line}");
+            }
+        }
+    }
+}
