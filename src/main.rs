@@ -158,7 +158,9 @@ impl OnAirArgs {
                     .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M"))
                     .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S"))
                     .map_err(|_| {
-                        format!("--as-if `{t}`: write a local date and time like \"2020-02-17 08:00\"")
+                        format!(
+                            "--as-if `{t}`: write a local date and time like \"2020-02-17 08:00\""
+                        )
                     })?;
                 airclass::time::local_to_utc(naive.date(), naive.time(), ch.tz) - Utc::now()
             }
@@ -364,9 +366,11 @@ fn run(cli: Cli) -> Result<(), String> {
             if !ch.webhooks.is_empty() {
                 let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
                 let latest_url = format!("{}/latest/", ch.id);
-                for line in
-                    rt.block_on(timetable::notify::webhooks(&ch.webhooks, &feed, &latest_url))
-                {
+                for line in rt.block_on(timetable::notify::webhooks(
+                    &ch.webhooks,
+                    &feed,
+                    &latest_url,
+                )) {
                     println!("{line}");
                 }
             }

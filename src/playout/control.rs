@@ -23,6 +23,17 @@ pub enum Action {
     Note(String),
 }
 
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Skip => "skip",
+            Action::Hold => "hold",
+            Action::Resume => "resume",
+            Action::Note(_) => "note",
+        }
+    }
+}
+
 /// The engine's answer to an action: what it did, or why it could not.
 pub type Reply = Result<String, String>;
 

@@ -167,7 +167,16 @@ pub fn run(r: Run) -> Result<Summary, String> {
             kind,
             detail: detail.clone(),
         });
-        log(asrun, Event::Fault, day, item, f, n, item.start, Some(detail));
+        log(
+            asrun,
+            Event::Fault,
+            day,
+            item,
+            f,
+            n,
+            item.start,
+            Some(detail),
+        );
     };
 
     while r.frames.is_none_or(|total| n < total) && !control.stop.load(Ordering::SeqCst) {
@@ -205,7 +214,10 @@ pub fn run(r: Run) -> Result<Summary, String> {
         };
         let mut origin = None;
         for (action, who, answer) in control.take() {
-            let by = format!("{action:?} by {who}");
+            let by = match &action {
+                Action::Note(_) => who.clone(),
+                a => format!("{} by {who}", a.name()),
+            };
             let reply = match action {
                 Action::Skip => match &on_air {
                     Some(a) if a.day == rundown.day && a.index + 1 < rundown.items.len() => {

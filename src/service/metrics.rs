@@ -18,26 +18,94 @@ pub fn render(svc: &Service) -> String {
     let published = svc.published.lock().expect("published").version;
     let one = |v: f64| vec![(String::new(), v)];
     let mut out = String::new();
-    metric(&mut out, "on_air", "gauge", "1 while the engine is sending output.", &one(f64::from(u8::from(st.running))));
-    metric(&mut out, "held", "gauge", "1 while an operator holds the output on slate.", &one(f64::from(u8::from(st.held))));
-    metric(&mut out, "items_aired_total", "counter", "Items put on air since the service started.", &one(st.items_aired as f64));
+    metric(
+        &mut out,
+        "on_air",
+        "gauge",
+        "1 while the engine is sending output.",
+        &one(f64::from(u8::from(st.running))),
+    );
+    metric(
+        &mut out,
+        "held",
+        "gauge",
+        "1 while an operator holds the output on slate.",
+        &one(f64::from(u8::from(st.held))),
+    );
+    metric(
+        &mut out,
+        "items_aired_total",
+        "counter",
+        "Items put on air since the service started.",
+        &one(st.items_aired as f64),
+    );
     let faults: Vec<(String, f64)> = ["unavailable", "ended-early", "decoder-error", "stalled"]
         .iter()
-        .map(|k| (format!("{{kind=\"{k}\"}}"), *st.faults_by_kind.get(k).unwrap_or(&0) as f64))
+        .map(|k| {
+            (
+                format!("{{kind=\"{k}\"}}"),
+                *st.faults_by_kind.get(k).unwrap_or(&0) as f64,
+            )
+        })
         .collect();
-    metric(&mut out, "faults_total", "counter", "Faults by kind; each filled its slot with slate.", &faults);
-    metric(&mut out, "output_frames_total", "counter", "Video frames sent to the output.", &one(st.output_frames as f64));
-    metric(&mut out, "output_bytes_total", "counter", "Bytes of transport stream produced.", &one(st.output_bytes as f64));
-    metric(&mut out, "output_bitrate_bits_per_second", "gauge", "Transport stream bitrate over the last second.", &one(st.output_bitrate as f64));
-    metric(&mut out, "drift_frames", "gauge", "Frames the output is ahead (+) or behind (-) the clock.", &one(st.drift_frames as f64));
-    metric(&mut out, "seconds_until_unpublished_day", "gauge", "Seconds until the first broadcast day that is not published.", &one(svc.seconds_until_unpublished() as f64));
-    metric(&mut out, "published_version", "gauge", "The timetable version published as latest.", &one(f64::from(published)));
+    metric(
+        &mut out,
+        "faults_total",
+        "counter",
+        "Faults by kind; each filled its slot with slate.",
+        &faults,
+    );
+    metric(
+        &mut out,
+        "output_frames_total",
+        "counter",
+        "Video frames sent to the output.",
+        &one(st.output_frames as f64),
+    );
+    metric(
+        &mut out,
+        "output_bytes_total",
+        "counter",
+        "Bytes of transport stream produced.",
+        &one(st.output_bytes as f64),
+    );
+    metric(
+        &mut out,
+        "output_bitrate_bits_per_second",
+        "gauge",
+        "Transport stream bitrate over the last second.",
+        &one(st.output_bitrate as f64),
+    );
+    metric(
+        &mut out,
+        "drift_frames",
+        "gauge",
+        "Frames the output is ahead (+) or behind (-) the clock.",
+        &one(st.drift_frames as f64),
+    );
+    metric(
+        &mut out,
+        "seconds_until_unpublished_day",
+        "gauge",
+        "Seconds until the first broadcast day that is not published.",
+        &one(svc.seconds_until_unpublished() as f64),
+    );
+    metric(
+        &mut out,
+        "published_version",
+        "gauge",
+        "The timetable version published as latest.",
+        &one(f64::from(published)),
+    );
     metric(
         &mut out,
         "schedule_reloads_total",
         "counter",
         "Schedule reloads, applied or rejected.",
-        &[("{result=\"applied\"}".into(), reloads_ok as f64), ("{result=\"rejected\"}".into(), reloads_rejected as f64)],
+        &[
+            ("{result=\"applied\"}".into(), reloads_ok as f64),
+            ("{result=\"rejected\"}".into(), reloads_rejected as f64),
+        ],
     );
     out
 }

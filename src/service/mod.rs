@@ -70,8 +70,8 @@ pub struct Service {
     pub reloaded: Mutex<Option<Reloaded>>,
     pub reloads: Mutex<(u64, u64)>,
     pub published: Mutex<Published>,
-    /// Wakes the publisher early (after a reload).
-    publish_now: tokio::sync::Notify,
+    /// The runtime the servers run on; webhooks are sent from it.
+    rt: tokio::runtime::Handle,
 }
 
 impl Service {
@@ -80,10 +80,10 @@ impl Service {
         Utc::now() + self.shift
     }
 
-    /// Publish the schedule if it changed since the latest version; never fails the service.
-    fn publish(&self) -> Option<timetable::Feed> {
-        let s = self.control.schedule();
-        let result = publish::publish_schedule(&s, &self.feed_dir, Utc::now());
+    /// Publish `s` if it changed since the latest version, and tell the subscribers; never
+    /// fails the service.
+    fn publish(&self, s: &Schedule) {
+        let result = publish::publish_schedule(s, &self.feed_dir, Utc::now());
         let mut p = self.published.lock().expect("published");
         match result {
             Ok(o) => {
@@ -101,7 +101,18 @@ impl Service {
                     );
                     p.at = Some(feed.published.clone());
                     p.dates = feed.dates.iter().filter_map(|d| d.parse().ok()).collect();
-                    return Some(feed);
+                    if !s.channel.webhooks.is_empty() {
+                        let (urls, latest) = (
+                            s.channel.webhooks.clone(),
+                            format!("{}/latest/", s.channel.id),
+                        );
+                        self.rt.spawn(async move {
+                            for line in timetable::notify::webhooks(&urls, &feed, &latest).await {
+                                tracing::info!("{line}");
+                            }
+                        });
+                    }
+                    return;
                 }
                 if p.dates.is_empty()
                     && let Some(feed) = publish::latest(&self.feed_dir.join(&s.channel.id))
@@ -109,12 +120,10 @@ impl Service {
                     p.at = Some(feed.published.clone());
                     p.dates = feed.dates.iter().filter_map(|d| d.parse().ok()).collect();
                 }
-                None
             }
             Err(e) => {
                 tracing::error!("cannot publish to {}: {e}", self.feed_dir.display());
                 p.error = Some(e.to_string());
-                None
             }
         }
     }
@@ -135,13 +144,18 @@ impl Service {
     }
 }
 
-/// How often the publisher looks for changes when nothing wakes it.
+/// How often the publisher retries.
 const PUBLISH_EVERY: Duration = Duration::from_secs(60);
 
 /// Run the channel until `stop` is set (SIGTERM) or `frames` have aired.
 pub fn run(o: Options, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<(), String> {
     let schedule = Schedule::load(&o.channel).map_err(|e| e.to_string())?;
     let control = Control::new(schedule, stop.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let svc = Arc::new(Service {
         control: control.clone(),
         channel_dir: o.channel.clone(),
@@ -152,15 +166,10 @@ pub fn run(o: Options, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<(), S
         reloaded: Mutex::new(None),
         reloads: Mutex::new((0, 0)),
         published: Mutex::new(Published::default()),
-        publish_now: tokio::sync::Notify::new(),
+        rt: rt.handle().clone(),
     });
-    svc.publish();
+    svc.publish(&control.schedule());
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     let bind = |addr: SocketAddr, what: &str| {
         rt.block_on(tokio::net::TcpListener::bind(addr))
             .map_err(|e| format!("{what} listener {addr}: {e}"))
@@ -224,23 +233,12 @@ pub fn run(o: Options, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<(), S
     Ok(())
 }
 
-/// Publish at start, then every minute and whenever a reload asks.
+/// Publish again every minute, so that a publish that failed (a full disk) is retried; an
+/// unchanged schedule makes no new version.
 async fn publisher(svc: Arc<Service>) {
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(PUBLISH_EVERY) => {},
-            _ = svc.publish_now.notified() => {},
-        }
+        tokio::time::sleep(PUBLISH_EVERY).await;
         let s = svc.clone();
-        let Ok(Some(feed)) = tokio::task::spawn_blocking(move || s.publish()).await else {
-            continue;
-        };
-        let ch = svc.control.schedule().channel.clone();
-        if !ch.webhooks.is_empty() {
-            let latest = format!("{}/latest/", ch.id);
-            for line in timetable::notify::webhooks(&ch.webhooks, &feed, &latest).await {
-                tracing::info!("{line}");
-            }
-        }
+        let _ = tokio::task::spawn_blocking(move || s.publish(&s.control.schedule())).await;
     }
 }

@@ -71,7 +71,9 @@ async fn auth(
     if !same {
         let mut r = (
             StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "a valid token is required: Authorization: Bearer <token>"})),
+            axum::Json(
+                json!({"error": "a valid token is required: Authorization: Bearer <token>"}),
+            ),
         )
             .into_response();
         r.headers_mut()
@@ -108,7 +110,11 @@ async fn status(State(svc): State<Arc<Service>>) -> axum::Json<Value> {
         next.truncate(5);
     }
     axum::Json(json!({
-        "channel": { "id": sched.channel.id, "name": sched.channel.name },
+        "channel": {
+            "id": sched.channel.id,
+            "name": sched.channel.name,
+            "timezone": sched.channel.tz.name(),
+        },
         "schedule_now": svc.now().to_rfc3339(),
         "engine": st,
         "next": next,
@@ -134,15 +140,12 @@ async fn rundown_view(
         crate::time::BroadcastDay::containing(svc.now(), ch.day_start, ch.tz, ch.rate).date
     });
     let r = rundown::build(&sched, date);
-    let log: Vec<Value> = std::fs::read_to_string(AsRun::path(
-        &svc.as_run_dir,
-        &ch.id,
-        &date.to_string(),
-    ))
-    .unwrap_or_default()
-    .lines()
-    .filter_map(|l| serde_json::from_str(l).ok())
-    .collect();
+    let log: Vec<Value> =
+        std::fs::read_to_string(AsRun::path(&svc.as_run_dir, &ch.id, &date.to_string()))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
     let mut v = rundown::to_json(&r);
     for it in v["items"].as_array_mut().into_iter().flatten() {
         it["as_run"] = log
@@ -174,7 +177,9 @@ async fn act(State(svc): State<Arc<Service>>, action: Action) -> Response {
 
 async fn reload_now(State(svc): State<Arc<Service>>) -> Response {
     let s = svc.clone();
-    match tokio::task::spawn_blocking(move || reload::reload(&s, "reload asked by operator API")).await {
+    match tokio::task::spawn_blocking(move || reload::reload(&s, "reload asked by operator API"))
+        .await
+    {
         Ok(r) if r.ok => axum::Json(json!({"ok": true, "message": r.message})).into_response(),
         Ok(r) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -187,7 +192,10 @@ async fn reload_now(State(svc): State<Arc<Service>>) -> Response {
 
 async fn metrics(State(svc): State<Arc<Service>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         super::metrics::render(&svc),
     )
 }

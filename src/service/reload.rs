@@ -65,8 +65,9 @@ pub fn reload(svc: &Service, why: &str) -> Reloaded {
                 "{why}: loaded {} week(s); changes take effect at the next item boundary",
                 s.weeks.len()
             );
+            // Announced before it can air: publish, then hand it to the engine.
+            svc.publish(&s);
             svc.control.set_schedule(s);
-            svc.publish_now.notify_one();
             tracing::info!("schedule reloaded ({why})");
             Reloaded {
                 at,
@@ -91,7 +92,10 @@ pub fn reload(svc: &Service, why: &str) -> Reloaded {
         if r.ok {
             format!("schedule reloaded: {}", r.message)
         } else {
-            format!("schedule reload rejected, running schedule kept: {}", r.message)
+            format!(
+                "schedule reload rejected, running schedule kept: {}",
+                r.message
+            )
         },
         "reload",
     );
@@ -102,7 +106,9 @@ pub fn reload(svc: &Service, why: &str) -> Reloaded {
 /// What a new channel.yaml changes that only a restart can apply (the output format, the zone
 /// and day start that frame numbers count from), if anything.
 fn needs_restart(old: &Channel, new: &Channel) -> Option<&'static str> {
-    if (old.rate, old.width, old.height, old.aspect) != (new.rate, new.width, new.height, new.aspect) {
+    if (old.rate, old.width, old.height, old.aspect)
+        != (new.rate, new.width, new.height, new.aspect)
+    {
         Some("the video format")
     } else if old.output != new.output {
         Some("the output settings")
