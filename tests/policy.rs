@@ -209,6 +209,7 @@ fn entry(
         grade: grade.map(Grade),
         strand,
         media: "media/x.mp4".into(),
+        sha256: None,
         duration: minutes * 60 * 25,
         at: at.map(|(h, m)| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap()),
         pos: Pos::default(),
