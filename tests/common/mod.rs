@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: the binary, the sample channel, its media, ffprobe.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod ts;
 
 use std::path::{Path, PathBuf};
