@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 const DATE: &str = "2020-02-17";
@@ -90,10 +91,11 @@ fn good_bytes() -> (Vec<u8>, String) {
 
 /// An origin serving `remote` and `tampered` (the good bytes with one byte changed) with Range
 /// support, 404 for anything else; `cut` makes the first GET of `remote` stop after that many
-/// body bytes. Every request is logged.
-fn origin(good: Vec<u8>, cut: Option<usize>) -> (u16, Arc<Mutex<Vec<Request>>>) {
+/// body bytes. Every request is logged. Setting the flag takes the origin offline (404 for all).
+fn origin(good: Vec<u8>, cut: Option<usize>) -> (u16, Arc<Mutex<Vec<Request>>>, Arc<AtomicBool>) {
     let log = Arc::new(Mutex::new(Vec::new()));
-    let seen = log.clone();
+    let offline = Arc::new(AtomicBool::new(false));
+    let (seen, off) = (log.clone(), offline.clone());
     let mut tampered = good.clone();
     let mid = tampered.len() / 2;
     tampered[mid] ^= 0xff;
@@ -106,6 +108,9 @@ fn origin(good: Vec<u8>, cut: Option<usize>) -> (u16, Arc<Mutex<Vec<Request>>>) 
                 .filter(|r| r.method == "GET" && r.path == req.path)
                 .count()
                 == 1;
+        if off.load(Ordering::SeqCst) {
+            return Reply::status(404);
+        }
         match req.path.as_str() {
             "/remote.mp4" => Reply {
                 cut: cut.filter(|_| first_get),
@@ -115,7 +120,7 @@ fn origin(good: Vec<u8>, cut: Option<usize>) -> (u16, Arc<Mutex<Vec<Request>>>) 
             _ => Reply::status(404),
         }
     });
-    (port, log)
+    (port, log, offline)
 }
 
 fn check(dir: &Path) -> (bool, Vec<Value>) {
@@ -163,7 +168,7 @@ fn kinds(problems: &[Value]) -> BTreeSet<(String, String)> {
 #[test]
 fn media_check_finds_every_seeded_problem_and_none_for_good_media() {
     let (good, sum) = good_bytes();
-    let (port, log) = origin(good, None);
+    let (port, log, _) = origin(good, None);
     // Connections complete in the kernel's backlog; nobody ever reads or answers them.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
@@ -286,7 +291,7 @@ fn media_check_finds_every_seeded_problem_and_none_for_good_media() {
 fn media_fetch_resumes_an_interrupted_download_and_verifies_its_checksum() {
     let (good, sum) = good_bytes();
     let half = good.len() / 2;
-    let (port, log) = origin(good.clone(), Some(half));
+    let (port, log, offline) = origin(good.clone(), Some(half));
     let ch = test_channel(port, None, &sum);
     let cache = ch.path().join("media/cache");
     let cached = |name: &str| {
@@ -370,6 +375,48 @@ fn media_fetch_resumes_an_interrupted_download_and_verifies_its_checksum() {
             .iter()
             .any(|r| r.path == "/remote.mp4"),
         "{out}"
+    );
+
+    // On air the engine plays the cached file: with the origin gone, the lesson airs without a
+    // fault in the as-run log.
+    offline.store(true, Ordering::SeqCst);
+    let rd = rundown(ch.path(), DATE);
+    let item = rd["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["media"] == url("remote"))
+        .unwrap();
+    let hms = |t: &Value| t.as_str().unwrap()[11..19].to_string();
+    let out = ch.path().join("remote.ts");
+    let asrun = ch.path().join("as-run");
+    let o = airclass(&[
+        "render",
+        ch.path().to_str().unwrap(),
+        "--date",
+        DATE,
+        "--from",
+        &hms(&item["start"]),
+        "--to",
+        &hms(&item["end"]),
+        "--out",
+        out.to_str().unwrap(),
+        "--as-run-dir",
+        asrun.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let log: Vec<Value> = fs::read_to_string(asrun.join(format!("cetv4.example.cn-{DATE}.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        log.iter().any(|e| e["item"] == item["id"]),
+        "the item aired: {log:?}"
+    );
+    assert!(
+        !log.iter().any(|e| e["event"] == "fault"),
+        "no fault: {log:?}"
     );
 }
 

@@ -78,8 +78,9 @@ pub fn check(schedule: &Schedule, from: NaiveDate, days: u32) -> Vec<Problem> {
         .into_iter()
         .flatten()
         .collect();
+    // Air order; at one airing the worst first.
     problems.sort_by(|a, b| {
-        (a.at, &a.item, a.severity, a.kind).cmp(&(b.at, &b.item, b.severity, b.kind))
+        (a.at, &a.item, b.severity, a.kind).cmp(&(b.at, &b.item, a.severity, b.kind))
     });
     problems
 }

@@ -36,12 +36,16 @@ pub struct Due {
 pub fn due(schedule: &Schedule, from: NaiveDate, days: u32) -> Vec<Due> {
     let ch = &schedule.channel;
     let mut out: Vec<Due> = Vec::new();
-    let mut add = |media: &str, airing: Airing| match out.iter_mut().find(|d| d.media == media) {
-        Some(d) => d.airings.push(airing),
-        None => out.push(Due {
-            media: media.to_string(),
-            airings: vec![airing],
-        }),
+    let mut index: std::collections::HashMap<String, usize> = Default::default();
+    let mut add = |media: &str, airing: Airing| match index.get(media) {
+        Some(&i) => out[i].airings.push(airing),
+        None => {
+            index.insert(media.to_string(), out.len());
+            out.push(Due {
+                media: media.to_string(),
+                airings: vec![airing],
+            });
+        }
     };
     for date in from.iter_days().take(days as usize) {
         let r = crate::rundown::build(schedule, date);
