@@ -151,7 +151,7 @@ pub fn fetch_url(
 }
 
 /// The partial download beside `dest`.
-pub fn part_path(dest: &Path) -> PathBuf {
+fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)
@@ -337,7 +337,7 @@ fn describe(e: &dyn std::error::Error) -> String {
 }
 
 /// SHA-256 of a file, as lower-case hex.
-pub fn sha256_of(path: &Path) -> std::io::Result<String> {
+fn sha256_of(path: &Path) -> std::io::Result<String> {
     let mut h = Sha256::new();
     std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
     Ok(super::hex(&h.finalize()))
