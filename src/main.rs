@@ -1,6 +1,6 @@
 //! The `airclass` command line: a thin shell over the library.
 
-use airclass::media::demo;
+use airclass::media::{self, demo};
 use airclass::playout::{self, Pace, Sink};
 use airclass::schedule::Schedule;
 use airclass::time::{BroadcastDay, parse_time_of_day};
@@ -195,6 +195,28 @@ enum MediaCmd {
         #[arg(long, default_value_t = 2)]
         jobs: usize,
     },
+    /// Probe every media due in the next broadcast days (exists, decodes, length against its
+    /// slot, format, remote URLs answer); exits 1 if a problem would put slate on air.
+    Check {
+        channel: PathBuf,
+        /// The first broadcast day (default: the one on air now in the channel's time zone).
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Download the remote (http/https) media due in the next broadcast days into
+    /// CHANNEL/media/cache/, resuming interrupted downloads and verifying size and sha256.
+    Fetch {
+        channel: PathBuf,
+        /// The first broadcast day (default: the one on air now in the channel's time zone).
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -232,6 +254,12 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
         signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
     }
     Ok(stop)
+}
+
+/// The broadcast day on air now in the channel's time zone.
+fn today(s: &Schedule) -> NaiveDate {
+    let ch = &s.channel;
+    BroadcastDay::containing(Utc::now(), ch.day_start, ch.tz, ch.rate).date
 }
 
 fn load(dir: &Path) -> Result<Schedule, String> {
@@ -423,6 +451,84 @@ fn run(cli: Cli) -> Result<(), String> {
             match failed.into_inner() {
                 0 => Ok(()),
                 n => Err(format!("{n} file(s) could not be made")),
+            }
+        }
+        Cmd::Media {
+            cmd:
+                MediaCmd::Check {
+                    channel,
+                    from,
+                    days,
+                    format,
+                },
+        } => {
+            let s = load(&channel)?;
+            let from = from.unwrap_or_else(|| today(&s));
+            let problems = media::check::check(&s, from, days);
+            match format {
+                Format::Table => print!("{}", media::check::to_table(&problems)),
+                Format::Json => {
+                    println!("{}", serde_json::to_string_pretty(&problems).expect("json"))
+                }
+            }
+            let errors = problems
+                .iter()
+                .filter(|p| p.severity == media::check::Severity::Error)
+                .count();
+            match errors {
+                0 => Ok(()),
+                n => Err(format!("{n} media error(s) ahead of air")),
+            }
+        }
+        Cmd::Media {
+            cmd:
+                MediaCmd::Fetch {
+                    channel,
+                    from,
+                    days,
+                },
+        } => {
+            let s = load(&channel)?;
+            let from = from.unwrap_or_else(|| today(&s));
+            let results = media::fetch::fetch(&s, from, days, &media::fetch::Bars::new());
+            let mut failed = 0;
+            for (url, r) in &results {
+                match r {
+                    Ok(media::fetch::Fetched::Cached(p)) => {
+                        println!("cached {url} -> {}", p.display())
+                    }
+                    Ok(media::fetch::Fetched::Downloaded {
+                        path,
+                        bytes,
+                        resumed_at,
+                        sha256,
+                        verified,
+                    }) => println!(
+                        "fetched {url} -> {} ({bytes} bytes{}; sha256 {sha256} {})",
+                        path.display(),
+                        match resumed_at {
+                            0 => String::new(),
+                            n => format!(", resumed at byte {n}"),
+                        },
+                        if *verified {
+                            "verified"
+                        } else {
+                            "not in the schedule: add it to verify"
+                        }
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("FAILED {url}: {e}");
+                    }
+                }
+            }
+            println!(
+                "{} remote media due in {days} day(s) from {from}, {failed} failed",
+                results.len()
+            );
+            match failed {
+                0 => Ok(()),
+                n => Err(format!("{n} download(s) failed")),
             }
         }
         Cmd::Render {

@@ -653,47 +653,16 @@ fn chromium_renders_the_page_filters_by_grade_and_finds_the_json_ld() {
 
 #[test]
 fn publishing_reports_lateness_and_notifies_webhooks_with_retries() {
-    use std::io::{Read, Write};
     // A subscriber that fails the first POST and accepts the second.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hook = std::thread::spawn(move || {
-        let mut bodies = Vec::new();
-        for status in ["500 Internal Server Error", "200 OK"] {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                let n = s.read(&mut chunk).unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let len: usize = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + len {
-                        bodies.push(String::from_utf8_lossy(&buf[end + 4..]).to_string());
-                        break;
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-            write!(
-                s,
-                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            )
-            .unwrap();
-        }
-        bodies
-    });
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let port = {
+        let bodies = bodies.clone();
+        http::serve(move |req| {
+            let mut b = bodies.lock().unwrap();
+            b.push(String::from_utf8_lossy(&req.body).to_string());
+            http::Reply::status(if b.len() == 1 { 500 } else { 200 })
+        })
+    };
     let ch = channel_copy(|w| w);
     let mut channel = fs::read_to_string(ch.path().join("channel.yaml")).unwrap();
     channel.push_str(&format!(
@@ -710,7 +679,8 @@ fn publishing_reports_lateness_and_notifies_webhooks_with_retries() {
         msg.contains(&format!("notified http://127.0.0.1:{port}/hook")),
         "{msg}"
     );
-    let bodies = hook.join().unwrap();
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "one failed POST, then one retry");
     let v: Value = serde_json::from_str(&bodies[1]).unwrap();
     assert_eq!(v["version"], 1);
     assert_eq!(v["channel"], CH);

@@ -112,7 +112,7 @@ impl Service {
 
     fn api(&self, method: &str, path: &str) -> (u16, Value) {
         let auth = format!("Bearer {TOKEN}");
-        let (code, body) = http(
+        let (code, body) = http::request(
             method,
             &format!("{}{path}", self.operator),
             &[("Authorization", &auth)],
@@ -133,7 +133,7 @@ impl Service {
     fn wait_for(&self, what: &str, secs: u64, ok: impl Fn(&Value) -> bool) -> Value {
         let until = Instant::now() + Duration::from_secs(secs);
         loop {
-            let got = try_http(
+            let got = http::try_request(
                 "GET",
                 &format!("{}/api/status", self.operator),
                 &[("Authorization", &format!("Bearer {TOKEN}"))],
@@ -212,10 +212,13 @@ fn run_reloads_schedules_at_the_next_boundary_and_obeys_the_operator() {
         ("GET", "/metrics", None),
     ] {
         let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
-        let (code, _) = http(method, &format!("{}{path}", svc.operator), &headers);
+        let (code, _) = http::request(method, &format!("{}{path}", svc.operator), &headers);
         assert_eq!(code, 401, "{method} {path} with {auth:?}");
     }
-    assert_eq!(http("GET", &format!("{}/", svc.operator), &[]).0, 200);
+    assert_eq!(
+        http::request("GET", &format!("{}/", svc.operator), &[]).0,
+        200
+    );
     let st = svc.status();
     assert_eq!(st["engine"]["on_air"]["id"], "2020-02-17-p1");
 
@@ -289,7 +292,7 @@ fn run_reloads_schedules_at_the_next_boundary_and_obeys_the_operator() {
         st["reload"]["ok"] == true
     });
 
-    let (code, metrics) = http(
+    let (code, metrics) = http::request(
         "GET",
         &format!("{}/metrics", svc.operator),
         &[("Authorization", &format!("Bearer {TOKEN}"))],
@@ -315,7 +318,7 @@ fn run_reloads_schedules_at_the_next_boundary_and_obeys_the_operator() {
     assert_eq!(items, 4, "p1 (joined), p2, p3, p4");
 
     // The public feed was republished with the correction.
-    let (code, feed) = http(
+    let (code, feed) = http::request(
         "GET",
         &format!("{}/test.example.cn/latest/feed.json", svc.public),
         &[],
@@ -406,7 +409,7 @@ impl Browser {
         let until = Instant::now() + Duration::from_secs(20);
         let page = loop {
             if let Ok((_, body)) =
-                try_http("GET", &format!("http://127.0.0.1:{port}/json/list"), &[])
+                http::try_request("GET", &format!("http://127.0.0.1:{port}/json/list"), &[])
             {
                 let list: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 if let Some(p) = list

@@ -419,17 +419,6 @@ pub fn make_all(
     progress: &(dyn Fn(&Spec, Result<(), String>) + Sync),
 ) -> usize {
     let todo: Vec<&Spec> = specs.iter().filter(|s| !s.path.exists()).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(s) = todo.get(i) else { break };
-                    progress(s, make(s));
-                }
-            });
-        }
-    });
+    super::parallel(&todo, jobs, |s| progress(s, make(s)));
     todo.len()
 }

@@ -4,13 +4,13 @@
 //! engine owns the output timeline.
 
 use super::output::{AUDIO_CHANNELS, AUDIO_RATE};
+use crate::media::cache::Source;
 use crate::schedule::Channel;
 use crate::time::{FrameRate, Frames};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -59,26 +59,20 @@ pub fn samples_before(k: Frames, rate: FrameRate) -> i64 {
 }
 
 impl Decoder {
-    /// Open `path` (or a URI), positioned at item-local frame `offset`. A looping item starts at
-    /// `offset` modulo the media's length.
+    /// Open `media` (a path or a URI; a fetched URL plays from the cache), positioned at
+    /// item-local frame `offset`. A looping item starts at `offset` modulo the media's length.
     pub fn open(
-        path: &str,
+        media: &str,
         ch: &Channel,
         offset: Frames,
         looping: bool,
     ) -> Result<Decoder, String> {
-        let uri = if path.contains("://") {
-            path.to_string()
-        } else {
-            let p = ch.media_path(path);
-            let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            if meta.len() == 0 {
-                return Err(format!("{}: the file is empty", p.display()));
+        let uri = match crate::media::cache::resolve(ch, media) {
+            Source::Uri(uri) => uri,
+            Source::File(p) => {
+                crate::media::probe::readable(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                crate::media::probe::file_uri(&p)?
             }
-            let abs = std::path::absolute(&p).unwrap_or(p);
-            gst::glib::filename_to_uri(Path::new(&abs), None)
-                .map_err(|e| e.to_string())?
-                .to_string()
         };
         let (par_n, par_d) = ch.pixel_aspect();
         let vdesc = format!(

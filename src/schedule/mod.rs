@@ -322,6 +322,9 @@ struct EntryFile {
     duration: String,
     #[serde(default)]
     at: Option<String>,
+    /// SHA-256 of the media file (64 hex digits): `media fetch` verifies downloads against it.
+    #[serde(default)]
+    sha256: Option<String>,
 }
 
 #[derive(Deserialize, Default, JsonSchema)]
@@ -381,6 +384,8 @@ pub struct Entry {
     pub grade: Option<Grade>,
     pub strand: Option<Strand>,
     pub media: String,
+    /// The media's SHA-256 (lower-case hex), when the operator gives one.
+    pub sha256: Option<String>,
     pub duration: Frames,
     /// Set for pinned entries: the local time they must start at.
     pub at: Option<NaiveTime>,
@@ -396,6 +401,17 @@ pub struct DayPlan {
     pub lessons: BTreeMap<Grade, Vec<Entry>>,
     pub extras: Vec<Entry>,
     pub pinned: Vec<Entry>,
+}
+
+impl DayPlan {
+    /// Every entry of the day: lessons, extras, pinned.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.lessons
+            .values()
+            .flatten()
+            .chain(&self.extras)
+            .chain(&self.pinned)
+    }
 }
 
 /// A checked weekly schedule.
@@ -438,6 +454,7 @@ impl Schedule {
             }
         }
         check_weeks_disjoint(&weeks, &mut errors);
+        check_checksums_agree(&weeks, &mut errors);
         if errors.is_empty() {
             Ok(Schedule { channel, weeks })
         } else {
@@ -448,6 +465,16 @@ impl Schedule {
     /// The plan for a date, if some week covers it.
     pub fn day(&self, date: NaiveDate) -> Option<&DayPlan> {
         self.weeks.iter().find_map(|w| w.days.get(&date))
+    }
+
+    /// The SHA-256 an entry gives for `media`, if any (loading makes sure entries agree).
+    pub fn sha256(&self, media: &str) -> Option<&str> {
+        self.weeks
+            .iter()
+            .flat_map(|w| w.days.values())
+            .flat_map(DayPlan::entries)
+            .find(|e| e.media == media && e.sha256.is_some())
+            .and_then(|e| e.sha256.as_deref())
     }
 }
 
@@ -982,6 +1009,15 @@ fn check_entry(
             ),
         );
     }
+    let sha256 = e.sha256.as_ref().map(|h| h.to_ascii_lowercase());
+    if let Some(h) = &sha256
+        && !(h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        bad(
+            "sha256",
+            format!("`{h}` is not a SHA-256; give the 64 hex digits `sha256sum FILE` prints"),
+        );
+    }
     let at = match (&e.at, section) {
         (Some(t), EntryKind::Programme) => parse_time_of_day(t).map_err(|m| bad("at", m)).ok(),
         (None, EntryKind::Programme) => {
@@ -1012,6 +1048,7 @@ fn check_entry(
         grade,
         strand: e.strand,
         media: e.media.clone(),
+        sha256,
         duration: duration?,
         at: if section == EntryKind::Programme {
             Some(at?)
@@ -1095,6 +1132,35 @@ pub fn json_schema(which: &str) -> Option<serde_json::Value> {
         _ => return None,
     };
     Some(serde_json::to_value(schema).expect("schema is JSON"))
+}
+
+/// Entries that name the same media must not give it different checksums.
+fn check_checksums_agree(weeks: &[Week], errors: &mut Vec<SourceError>) {
+    let mut first: HashMap<&str, (&str, &Path, Pos)> = HashMap::new();
+    for w in weeks {
+        for e in w.days.values().flat_map(DayPlan::entries) {
+            let Some(sha) = e.sha256.as_deref() else {
+                continue;
+            };
+            match first.get(e.media.as_str()) {
+                Some((other, file, pos)) if *other != sha => errors.push(SourceError {
+                    file: w.file.clone(),
+                    pos: e.pos,
+                    message: format!(
+                        "`{}` has sha256 {sha} here but {other} at {}:{}:{}; one file has one checksum",
+                        e.media,
+                        file.display(),
+                        pos.line,
+                        pos.col
+                    ),
+                }),
+                Some(_) => {}
+                None => {
+                    first.insert(&e.media, (sha, &w.file, e.pos));
+                }
+            }
+        }
+    }
 }
 
 /// Two files must not describe the same week.

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: the binary, the sample channel, its media, ffprobe.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod ts;
 
 use std::path::{Path, PathBuf};
@@ -199,82 +200,6 @@ pub fn mean_volume(ts: &Path, from: f64, secs: f64) -> f64 {
         "-",
     ];
     ffmpeg_stat(&args.map(String::from), "mean_volume:")
-}
-
-/// A plain HTTP/1.1 request over a fresh connection: (status, body). Enough for testing our own
-/// servers without another HTTP stack in between.
-pub fn http(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    try_http(method, url, headers).unwrap_or_else(|e| panic!("{url}: {e}"))
-}
-
-/// As [`http`], or the connection error (for polling a server that is starting).
-pub fn try_http(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut s = std::net::TcpStream::connect(host)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    // Read until the body is complete: some servers keep the connection open regardless.
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = s.read(&mut buf)?;
-        raw.extend_from_slice(&buf[..n]);
-        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if n == 0 {
-                return Err(std::io::Error::other("closed before a response"));
-            }
-            continue;
-        };
-        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-        let body = &raw[end + 4..];
-        let chunked = head.contains("transfer-encoding: chunked");
-        let length = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        let done = match length {
-            Some(len) => body.len() >= len,
-            None if chunked => body.ends_with(b"0\r\n\r\n"),
-            None => false,
-        };
-        if done || n == 0 {
-            let status = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            let body = String::from_utf8_lossy(body).to_string();
-            return Ok((status, if chunked { unchunk(&body) } else { body }));
-        }
-    }
-}
-
-fn unchunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
 }
 
 /// A one-colour clip with a tone, made with ffmpeg: `secs` long, 720x576 at 25 fps.
