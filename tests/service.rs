@@ -12,14 +12,16 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// The week: four 20 s programmes pinned from 08:00:00, each its own colour.
+/// The week: four 20 s programmes pinned from 08:00:00, each its own colour, and a fifth whose
+/// media is missing.
 fn week(p1_title: &str, p3: (&str, &str)) -> String {
     format!(
         "week: 2020-W08\nstart: 2020-02-17\ndays:\n  mon:\n    pinned:\n\
          \x20     - {{ id: p1, at: \"08:00:00\", title: {p1_title}, media: media/red.mp4, duration: 20s }}\n\
          \x20     - {{ id: p2, at: \"08:00:20\", title: 第二条, media: media/green.mp4, duration: 20s }}\n\
          \x20     - {{ id: p3, at: \"08:00:40\", title: {}, media: {}, duration: 20s }}\n\
-         \x20     - {{ id: p4, at: \"08:01:00\", title: 第四条, media: media/white.mp4, duration: 20s }}\n",
+         \x20     - {{ id: p4, at: \"08:01:00\", title: 第四条, media: media/white.mp4, duration: 20s }}\n\
+         \x20     - {{ id: p5, at: \"08:01:20\", title: 第五条, media: media/missing.mp4, duration: 20s }}\n",
         p3.0, p3.1
     )
 }
@@ -303,6 +305,7 @@ fn run_reloads_schedules_at_the_next_boundary_and_obeys_the_operator() {
         "airclass_schedule_reloads_total{result=\"applied\"} 2",
         "airclass_schedule_reloads_total{result=\"rejected\"} 2",
         "airclass_faults_total{kind=\"unavailable\"} 0",
+        "airclass_media_problems_ahead{severity=\"error\"} 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),
@@ -513,6 +516,10 @@ fn chromium_shows_the_on_air_item_and_skip_moves_on_air_to_the_next() {
     assert!(
         countdown.as_str().unwrap().starts_with("00:"),
         "countdown {countdown}"
+    );
+    b.wait(
+        "the media problem ahead",
+        "document.getElementById('media').textContent.includes('media/missing.mp4')",
     );
     // The token left the address bar.
     assert_eq!(b.eval("location.hash"), "");

@@ -97,6 +97,25 @@ pub fn render(svc: &Service) -> String {
         "The timetable version published as latest.",
         &one(f64::from(published)),
     );
+    let problems = svc.media_problems.lock().expect("media").clone();
+    let by_severity: Vec<(String, f64)> = [
+        (crate::media::check::Severity::Error, "error"),
+        (crate::media::check::Severity::Warning, "warning"),
+        (crate::media::check::Severity::Info, "info"),
+    ]
+    .iter()
+    .map(|(sev, name)| {
+        let n = problems.iter().filter(|p| p.severity == *sev).count();
+        (format!("{{severity=\"{name}\"}}"), n as f64)
+    })
+    .collect();
+    metric(
+        &mut out,
+        "media_problems_ahead",
+        "gauge",
+        "Problems the media check found in the next days' items.",
+        &by_severity,
+    );
     metric(
         &mut out,
         "schedule_reloads_total",

@@ -8,6 +8,7 @@ mod metrics;
 mod operator;
 mod reload;
 
+use crate::media::{check, fetch};
 use crate::playout::{self, Control, Pace, Sink};
 use crate::schedule::Schedule;
 use crate::time::{BroadcastDay, Frames};
@@ -70,6 +71,8 @@ pub struct Service {
     pub reloaded: Mutex<Option<Reloaded>>,
     pub reloads: Mutex<(u64, u64)>,
     pub published: Mutex<Published>,
+    /// What the last ahead-of-air media check found.
+    pub media_problems: Mutex<Vec<check::Problem>>,
     /// The runtime the servers run on; webhooks are sent from it.
     rt: tokio::runtime::Handle,
 }
@@ -144,6 +147,11 @@ impl Service {
     }
 }
 
+/// How many broadcast days ahead media is fetched and checked, and how often when the schedule
+/// does not change.
+const MEDIA_DAYS: u32 = 3;
+const MEDIA_EVERY: Duration = Duration::from_secs(300);
+
 /// How often the publisher retries.
 const PUBLISH_EVERY: Duration = Duration::from_secs(60);
 
@@ -166,6 +174,7 @@ pub fn run(o: Options, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<(), S
         reloaded: Mutex::new(None),
         reloads: Mutex::new((0, 0)),
         published: Mutex::new(Published::default()),
+        media_problems: Mutex::new(Vec::new()),
         rt: rt.handle().clone(),
     });
     svc.publish(&control.schedule());
@@ -205,6 +214,10 @@ pub fn run(o: Options, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<(), S
     );
     rt.spawn(publisher(svc.clone()));
     let _watcher = reload::watch(svc.clone())?;
+    {
+        let svc = svc.clone();
+        std::thread::spawn(move || media_ahead(&svc));
+    }
 
     let on_day = |r: &crate::rundown::Rundown| {
         if let Some(w) = publish::check_aired(&svc.feed_dir, r) {
@@ -240,5 +253,58 @@ async fn publisher(svc: Arc<Service>) {
         tokio::time::sleep(PUBLISH_EVERY).await;
         let s = svc.clone();
         let _ = tokio::task::spawn_blocking(move || s.publish(&s.control.schedule())).await;
+    }
+}
+
+/// Ahead of air, continuously: fetch the remote media of the next days into the cache, then check
+/// every item due (exists, decodes, length, format), again after each reload and every few
+/// minutes, so problems show on the status before they reach air.
+fn media_ahead(svc: &Service) {
+    while !svc.control.stop.load(Ordering::SeqCst) {
+        let generation = svc.control.generation();
+        let s = svc.control.schedule();
+        let ch = &s.channel;
+        let today = BroadcastDay::containing(svc.now(), ch.day_start, ch.tz, ch.rate).date;
+        for (url, r) in fetch::fetch(&s, today, MEDIA_DAYS, &LogProgress) {
+            if let Err(e) = r {
+                tracing::warn!("cannot fetch {url}: {e}");
+            }
+        }
+        let problems = check::check(&s, today, MEDIA_DAYS);
+        for p in problems
+            .iter()
+            .filter(|p| p.severity == check::Severity::Error)
+        {
+            tracing::warn!(
+                "media problem ahead: {} {} {}: {}",
+                p.at,
+                p.item,
+                p.media,
+                p.message
+            );
+        }
+        *svc.media_problems.lock().expect("media") = problems;
+        let since = std::time::Instant::now();
+        while since.elapsed() < MEDIA_EVERY
+            && svc.control.generation() == generation
+            && !svc.control.stop.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Downloads reported in the service's log (no progress bars in a service).
+struct LogProgress;
+
+impl fetch::Progress for LogProgress {
+    fn start(&self, url: &str, done: u64, total: Option<u64>) {
+        tracing::info!(url, done, total, "fetching media");
+    }
+    fn advance(&self, _: &str, _: u64) {}
+    fn finish(&self, url: &str, r: &Result<fetch::Fetched, String>) {
+        if r.is_ok() {
+            tracing::info!(url, "media fetched");
+        }
     }
 }

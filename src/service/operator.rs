@@ -121,6 +121,7 @@ async fn status(State(svc): State<Arc<Service>>) -> axum::Json<Value> {
         "reload": svc.reloaded.lock().expect("reloaded").clone(),
         "published": svc.published.lock().expect("published").clone(),
         "seconds_until_unpublished_day": svc.seconds_until_unpublished(),
+        "media_problems": svc.media_problems.lock().expect("media").clone(),
     }))
 }
 
