@@ -561,3 +561,38 @@ fn chromium_shows_the_on_air_item_and_skip_moves_on_air_to_the_next() {
     svc.stop();
     assert!(skipped, "the click is in the as-run log");
 }
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/airclass.service"),
+    )
+    .unwrap();
+    // verify checks that ExecStart's program exists: point it at the binary under test.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("airclass.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/airclass", bin())).unwrap();
+    let o = Command::new("systemd-analyze")
+        .args(["verify", path.to_str().unwrap()])
+        .output()
+        .expect("systemd-analyze is installed");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.trim().is_empty(), "{err}");
+    // Every option ExecStart passes is one `airclass run` has.
+    let help = text(&airclass(&["run", "--help"]));
+    let exec = unit
+        .split("ExecStart=")
+        .nth(1)
+        .unwrap()
+        .split("\n#")
+        .next()
+        .unwrap();
+    let flags: Vec<&str> = exec
+        .split_whitespace()
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    assert!(flags.len() >= 5, "{exec}");
+    for f in flags {
+        assert!(help.contains(f), "`airclass run` has no {f}");
+    }
+}
