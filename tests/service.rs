@@ -81,9 +81,11 @@ struct Service {
 }
 
 impl Service {
-    /// `airclass run` on `channel`, as if it were 08:00:01 on the test Monday, to a file.
-    fn start(channel: &Path, state: &Path, out: &Path) -> Service {
+    /// `airclass run` on `channel`, as if it were 08:00:01 on the test Monday, to a file; its
+    /// log goes to STATE.log.
+    fn start(channel: &Path, state: &Path, out: &Path, extra: &[&str]) -> Service {
         let (op, public) = (free_port(), free_port());
+        let log = std::fs::File::create(state.with_extension("log")).unwrap();
         let child = Command::new(bin())
             .args([
                 "run",
@@ -95,9 +97,10 @@ impl Service {
             .args(["--state", state.to_str().unwrap()])
             .args(["--operator", &format!("127.0.0.1:{op}")])
             .args(["--public", &format!("127.0.0.1:{public}")])
+            .args(extra)
             .env("AIRCLASS_TOKEN", TOKEN)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .unwrap();
         let s = Service {
@@ -107,7 +110,7 @@ impl Service {
             state: state.to_path_buf(),
         };
         s.wait_for("the engine on air", 20, |st| {
-            st["engine"]["running"] == true
+            st["engine"]["on_air"].is_object()
         });
         s
     }
@@ -169,6 +172,10 @@ impl Service {
         assert!(status.success(), "airclass run exited with {status}");
     }
 
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.state.with_extension("log")).unwrap()
+    }
+
     fn as_run(&self) -> Vec<Value> {
         std::fs::read_to_string(self.state.join("as-run/test.example.cn-2020-02-17.jsonl"))
             .unwrap()
@@ -199,7 +206,7 @@ fn run_reloads_schedules_at_the_next_boundary_and_obeys_the_operator() {
     let ch = tmp.path().join("channel");
     short_channel(&ch);
     let out = tmp.path().join("out.ts");
-    let svc = Service::start(&ch, &tmp.path().join("state"), &out);
+    let svc = Service::start(&ch, &tmp.path().join("state"), &out, &[]);
 
     // The API refuses requests without the right token; the page itself needs none.
     for (method, path, auth) in [
@@ -222,7 +229,12 @@ fn run_reloads_schedules_at_the_next_boundary_and_obeys_the_operator() {
         200
     );
     let st = svc.status();
-    assert_eq!(st["engine"]["on_air"]["id"], "2020-02-17-p1");
+    assert_eq!(
+        st["engine"]["on_air"]["id"],
+        "2020-02-17-p1",
+        "{st}\n{}",
+        svc.log()
+    );
 
     // A corrected week while p1 is on air: p1 renamed (on air: takes effect at its end), p3
     // retitled with new media.
@@ -338,7 +350,13 @@ fn run_reloads_schedules_at_the_next_boundary_and_obeys_the_operator() {
     assert_eq!(p3["title"], "第三条（更正）");
 
     let log = svc.as_run();
+    let service_log = svc.log();
     svc.stop();
+    assert!(
+        service_log.contains("schedule reload rejected, keeping the running schedule")
+            && service_log.contains(&format!("2020-W08.yaml:8:{col}")),
+        "{service_log}"
+    );
 
     // As-run: p1 ended exactly at its planned end under its old title; p2 and p3 started on
     // their planned frames, p3 with the corrected media; every action is there.
@@ -487,7 +505,12 @@ fn chromium_shows_the_on_air_item_and_skip_moves_on_air_to_the_next() {
     let tmp = tempfile::tempdir().unwrap();
     let ch = tmp.path().join("channel");
     short_channel(&ch);
-    let svc = Service::start(&ch, &tmp.path().join("state"), &tmp.path().join("out.ts"));
+    let svc = Service::start(
+        &ch,
+        &tmp.path().join("state"),
+        &tmp.path().join("out.ts"),
+        &["--log-json"],
+    );
     let mut b = Browser::start();
     b.call(
         "Page.navigate",
@@ -551,6 +574,23 @@ fn chromium_shows_the_on_air_item_and_skip_moves_on_air_to_the_next() {
     );
     assert!(png.starts_with(b"\x89PNG"));
     drop(b);
+    // --log-json: every log line is a JSON object with a level and a message.
+    let log = svc.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["fields"]["message"].is_string())
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "published a new timetable version"),
+        "{log}"
+    );
     let skipped = svc.as_run().into_iter().any(|e| {
         e["event"] == "operator"
             && e["detail"]
