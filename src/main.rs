@@ -126,7 +126,7 @@ enum Cmd {
 /// Where and how `air` and `run` go on air.
 #[derive(clap::Args)]
 struct OnAirArgs {
-    /// udp://HOST:PORT or file:PATH.ts; repeat for several outputs.
+    /// udp://HOST:PORT, srt://HOST:PORT[?mode=listener] or file:PATH.ts; repeat for several.
     #[arg(long = "output", required = true)]
     outputs: Vec<String>,
     /// Air as if the local time now were this ("2020-02-17 08:00"): for past sample weeks.
@@ -174,6 +174,7 @@ impl OnAirArgs {
                 Sink::Udp { host, port } => {
                     println!("on air to udp://{host}:{port}  (watch: ffplay udp://{host}:{port})")
                 }
+                Sink::Srt(uri) => println!("on air to {uri}  (watch: ffplay \"{uri}\")"),
                 Sink::File(p) => println!("on air to {}", p.display()),
             }
         }
@@ -227,7 +228,9 @@ enum Format {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logs(matches!(cli.cmd, Cmd::Run { log_json: true, .. }));
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
@@ -619,9 +622,8 @@ fn run(cli: Cli) -> Result<(), String> {
             public,
             operator,
             token_file,
-            log_json,
+            log_json: _,
         } => {
-            init_logs(log_json);
             let s = load(&channel)?;
             let (sinks, shift, frames) = on_air.resolve(&s.channel)?;
             let token = operator_token(token_file.as_deref(), &state)?;

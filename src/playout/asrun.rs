@@ -67,7 +67,7 @@ impl AsRun {
     /// Append one entry. A failure to log is reported but never stops the output.
     pub fn log(&mut self, e: &Entry) {
         if let Err(err) = self.append(e) {
-            eprintln!("as-run: cannot write to {}: {err}", self.dir.display());
+            tracing::error!("as-run: cannot write to {}: {err}", self.dir.display());
         }
     }
 

@@ -513,7 +513,7 @@ fn kind_name(item: &Item) -> &'static str {
 
 fn warn_rundown(r: &Rundown) {
     for w in &r.warnings {
-        eprintln!("WARNING: {w}");
+        tracing::warn!("{w}");
     }
 }
 
@@ -537,8 +537,8 @@ fn slate_frame(sched: &Schedule) -> gst::Buffer {
     {
         return b;
     }
-    eprintln!(
-        "WARNING: slate media {} cannot be read; airing a plain dark frame as slate",
+    tracing::warn!(
+        "slate media {} cannot be read; airing a plain dark frame as slate",
         ch.slate
     );
     let (y, uv) = (

@@ -11,14 +11,37 @@ use std::path::PathBuf;
 /// Where the transport stream goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sink {
-    Udp { host: String, port: u16 },
+    Udp {
+        host: String,
+        port: u16,
+    },
+    /// An SRT URI as GStreamer's srtsink takes it: `srt://HOST:PORT?mode=caller|listener`.
+    Srt(String),
     File(PathBuf),
 }
 
 impl std::str::FromStr for Sink {
     type Err = String;
-    /// `udp://HOST:PORT`, `file:PATH` or a plain path ending in `.ts`.
+    /// `udp://HOST:PORT`, `srt://HOST:PORT[?mode=caller|listener]`, `file:PATH` or a plain path
+    /// ending in `.ts`.
     fn from_str(s: &str) -> Result<Sink, String> {
+        if let Some(rest) = s.strip_prefix("srt://") {
+            let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let port = addr.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
+            if port.parse::<u16>().is_err() {
+                return Err(format!(
+                    "`{s}`: write srt://HOST:PORT (HOST may be empty for a listener)"
+                ));
+            }
+            for kv in query.split('&').filter(|kv| kv.starts_with("mode=")) {
+                if !["mode=caller", "mode=listener", "mode=rendezvous"].contains(&kv) {
+                    return Err(format!(
+                        "`{s}`: mode is caller (the default), listener or rendezvous"
+                    ));
+                }
+            }
+            return Ok(Sink::Srt(s.to_string()));
+        }
         if let Some(rest) = s.strip_prefix("udp://") {
             let (host, port) = rest
                 .rsplit_once(':')
@@ -36,7 +59,7 @@ impl std::str::FromStr for Sink {
             Ok(Sink::File(PathBuf::from(s)))
         } else {
             Err(format!(
-                "`{s}` is not an output; use udp://HOST:PORT or file:PATH.ts"
+                "`{s}` is not an output; use udp://HOST:PORT, srt://HOST:PORT or file:PATH.ts"
             ))
         }
     }
@@ -57,13 +80,19 @@ pub const AUDIO_PID: u32 = 257;
 pub const AUDIO_RATE: u32 = 48_000;
 pub const AUDIO_CHANNELS: u32 = 2;
 
+/// A network output and what its sender thread needs.
+enum Network {
+    Udp(std::net::UdpSocket),
+    Srt(String),
+}
+
 pub struct Output {
     pub pipeline: gst::Pipeline,
     pub video: gst_app::AppSrc,
     pub audio: gst_app::AppSrc,
     mux: gst::Element,
-    /// UDP outputs, handed to their pacer threads when the pipeline starts.
-    udp: std::sync::Mutex<Vec<(gst_app::AppSink, std::net::UdpSocket)>>,
+    /// Network outputs, handed to their sender threads when the pipeline starts.
+    senders: std::sync::Mutex<Vec<(gst_app::AppSink, Network)>>,
     rate: u64,
     /// Bytes of transport stream the muxer has produced (for the status and metrics).
     bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -113,11 +142,13 @@ impl Output {
         );
         for (i, s) in sinks.iter().enumerate() {
             match s {
-                // Sent by our own pacer (see `udp`), released by the clock in real time (early by
-                // the pacer's prebuffer, so datagrams still leave on time).
-                Sink::Udp { .. } => desc.push_str(&format!(
+                // Handed to a sender thread of their own (see `udp` and `srt`), released by the
+                // clock in real time (early by the UDP pacer's prebuffer, so datagrams still
+                // leave on time). The appsink drops rather than blocks, so a stuck network
+                // output never holds up the others.
+                Sink::Udp { .. } | Sink::Srt(_) => desc.push_str(&format!(
                     "t. ! queue name=q{i} max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 leaky=downstream \
-                     ! appsink name=udp{i} sync={live} ts-offset=-{pre} async=false max-buffers=4000 drop=true enable-last-sample=false ",
+                     ! appsink name=net{i} sync={live} ts-offset=-{pre} async=false max-buffers=4000 drop=true enable-last-sample=false ",
                     pre = udp::PREBUFFER.as_nanos()
                 )),
                 Sink::File(path) => desc.push_str(&format!(
@@ -157,14 +188,19 @@ impl Output {
                 .expect("appsrc")
         };
         let (video, audio) = (get("v"), get("a"));
-        let mut udp = Vec::new();
+        let mut senders = Vec::new();
         for (i, sink) in sinks.iter().enumerate() {
-            if let Sink::Udp { host, port } = sink {
-                let appsink = pipeline
-                    .by_name(&format!("udp{i}"))
-                    .expect("udp appsink")
+            let appsink = || {
+                pipeline
+                    .by_name(&format!("net{i}"))
+                    .expect("network appsink")
                     .downcast::<gst_app::AppSink>()
-                    .expect("appsink");
+                    .expect("appsink")
+            };
+            if let Sink::Srt(uri) = sink {
+                senders.push((appsink(), Network::Srt(uri.clone())));
+            }
+            if let Sink::Udp { host, port } = sink {
                 let socket = std::net::UdpSocket::bind(if host.contains(':') {
                     "[::]:0"
                 } else {
@@ -172,7 +208,7 @@ impl Output {
                 })
                 .and_then(|s| s.connect((host.as_str(), *port)).map(|_| s))
                 .map_err(|e| format!("udp://{host}:{port}: {e}"))?;
-                udp.push((appsink, socket));
+                senders.push((appsink(), Network::Udp(socket)));
             }
         }
         Ok(Output {
@@ -180,7 +216,7 @@ impl Output {
             video,
             audio,
             mux,
-            udp: std::sync::Mutex::new(udp),
+            senders: std::sync::Mutex::new(senders),
             rate: ch.output.mux_kbps as u64 * 1000,
             bytes,
         })
@@ -212,10 +248,13 @@ impl Output {
             &ch.output.service_name,
             &ch.output.provider_name,
         );
-        // The pacers start now: before PLAYING an appsink reports end of stream.
-        for (sink, socket) in self.udp.lock().expect("udp outputs").drain(..) {
+        // The senders start now: before PLAYING an appsink reports end of stream.
+        for (sink, net) in self.senders.lock().expect("network outputs").drain(..) {
             let rate = self.rate;
-            std::thread::spawn(move || udp::pace(sink, socket, rate));
+            std::thread::spawn(move || match net {
+                Network::Udp(socket) => udp::pace(sink, socket, rate),
+                Network::Srt(uri) => srt::send(sink, &uri, rate),
+            });
         }
         Ok(())
     }
@@ -250,7 +289,7 @@ impl Output {
                 gst::MessageView::Error(e) => {
                     return Some(format!("{} ({:?})", e.error(), e.debug()));
                 }
-                gst::MessageView::Warning(w) => eprintln!("output warning: {}", w.error()),
+                gst::MessageView::Warning(w) => tracing::warn!("output: {}", w.error()),
                 _ => {}
             }
         }
@@ -405,6 +444,119 @@ mod udp {
                 };
                 let _ = socket.send(&d);
                 next = Some(t + interval);
+            }
+        }
+    }
+}
+
+/// SRT output. Each runs its own small pipeline (appsrc ! srtsink) fed from the main one, so an
+/// SRT failure (no listener to call, a receiver that stalls or goes away) stays there: its
+/// appsrc drops the oldest data instead of blocking, and a failed connection is retried every
+/// second while the other outputs carry on.
+mod srt {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    use gstreamer_app as gst_app;
+    use std::time::{Duration, Instant};
+
+    const RETRY: Duration = Duration::from_secs(1);
+
+    struct Link {
+        pipeline: gst::Pipeline,
+        src: gst_app::AppSrc,
+    }
+
+    impl Link {
+        fn open(uri: &str, bits_per_second: u64) -> Result<Link, String> {
+            let desc = format!(
+                "appsrc name=src is-live=true format=bytes block=false leaky-type=downstream max-bytes={buffer} \
+                 ! srtsink uri=\"{uri}\" wait-for-connection=false sync=false async=false latency=200",
+                // Two seconds of stream.
+                buffer = bits_per_second / 4,
+                uri = uri.replace('"', ""),
+            );
+            let pipeline = gst::parse::launch(&desc)
+                .map_err(|e| e.to_string())?
+                .downcast::<gst::Pipeline>()
+                .expect("a pipeline");
+            let src = pipeline
+                .by_name("src")
+                .expect("appsrc")
+                .downcast::<gst_app::AppSrc>()
+                .expect("appsrc");
+            pipeline.set_state(gst::State::Playing).map_err(|e| {
+                let _ = pipeline.set_state(gst::State::Null);
+                e.to_string()
+            })?;
+            Ok(Link { pipeline, src })
+        }
+
+        fn error(&self) -> Option<String> {
+            let m = self
+                .pipeline
+                .bus()?
+                .pop_filtered(&[gst::MessageType::Error])?;
+            match m.view() {
+                gst::MessageView::Error(e) => Some(e.error().to_string()),
+                _ => None,
+            }
+        }
+    }
+
+    impl Drop for Link {
+        fn drop(&mut self) {
+            let _ = self.pipeline.set_state(gst::State::Null);
+        }
+    }
+
+    pub fn send(sink: gst_app::AppSink, uri: &str, bits_per_second: u64) {
+        let mut link: Option<Link> = None;
+        let mut retry_at = Instant::now();
+        let mut down = false;
+        loop {
+            let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) else {
+                if sink.is_eos() {
+                    if let Some(l) = &link {
+                        let _ = l.src.end_of_stream();
+                    }
+                    return;
+                }
+                continue;
+            };
+            if link.is_none() && Instant::now() >= retry_at {
+                match Link::open(uri, bits_per_second) {
+                    Ok(l) => {
+                        if down {
+                            tracing::info!("SRT output {uri} is back");
+                        }
+                        down = false;
+                        link = Some(l);
+                    }
+                    Err(e) => {
+                        if !down {
+                            tracing::warn!("SRT output {uri}: {e}; retrying every second");
+                        }
+                        down = true;
+                        retry_at = Instant::now() + RETRY;
+                    }
+                }
+            }
+            if let Some(l) = &link {
+                if let Some(e) = l.error() {
+                    tracing::warn!("SRT output {uri}: {e}; reconnecting");
+                    down = true;
+                    link = None;
+                    retry_at = Instant::now() + RETRY;
+                    continue;
+                }
+                if let Some(b) = sample.buffer_owned() {
+                    // The link sends as it receives: the main pipeline's clock already paced it.
+                    let mut b = b;
+                    let m = b.make_mut();
+                    m.set_pts(gst::ClockTime::NONE);
+                    m.set_dts(gst::ClockTime::NONE);
+                    let _ = l.src.push_buffer(b);
+                }
             }
         }
     }
