@@ -8,7 +8,7 @@ mod decoder;
 pub mod output;
 
 use crate::rundown::{self, Item, Rundown};
-use crate::schedule::Schedule;
+use crate::schedule::{Channel, Schedule};
 use crate::time::{BroadcastDay, Frames};
 use asrun::{AsRun, Event};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to play and how.
 pub struct Run<'a> {
@@ -59,12 +59,40 @@ struct OnAir {
     item: Item,
     decoder: Option<Decoder>,
     ended_logged: bool,
+    silence_logged: bool,
 }
 
-/// A decoder being opened in the background for the item after the current one.
-struct Preparing {
-    key: (chrono::NaiveDate, String),
+/// A decoder being opened in a background thread: for the item after the current one, or for
+/// the one going on air. A source that takes long to answer never holds up the output; the
+/// thread ends when the open succeeds or times out (the decoder is then dropped there).
+struct Opening {
+    key: (chrono::NaiveDate, String, Frames),
     rx: mpsc::Receiver<Result<Decoder, String>>,
+}
+
+impl Opening {
+    fn start(date: chrono::NaiveDate, item: &Item, offset: Frames, ch: &Channel) -> Opening {
+        let (tx, rx) = mpsc::channel();
+        let (media, looping, ch) = (item.media.clone(), item.kind.loops(), ch.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(Decoder::open(&media, &ch, offset, looping));
+        });
+        Opening {
+            key: (date, item.id.clone(), offset),
+            rx,
+        }
+    }
+
+    /// The decoder, waiting for it until `deadline` (real time) or as long as an open may
+    /// take (render).
+    fn wait(self, deadline: Option<Instant>) -> Result<Decoder, String> {
+        let limit = deadline.map_or(decoder::OPEN_TIMEOUT + decoder::STALL, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        self.rx
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| Err("the media did not open in time".into()))
+    }
 }
 
 pub fn run(r: Run) -> Result<Summary, String> {
@@ -109,7 +137,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
 
     let mut summary = Summary::default();
     let mut on_air: Option<OnAir> = None;
-    let mut preparing: Option<Preparing> = None;
+    let mut preparing: Option<Opening> = None;
     let mut n: Frames = 0;
     let mut result = Ok(());
     let tz = ch.tz;
@@ -138,6 +166,13 @@ pub fn run(r: Run) -> Result<Summary, String> {
     };
 
     while r.frames.is_none_or(|total| n < total) && !r.stop.load(Ordering::SeqCst) {
+        // In real time, how long this frame's media may be waited for: until half the lead is
+        // used up, so the output never runs dry. A render waits as long as the watchdog allows.
+        let deadline = live.then(|| {
+            let due = t0_wall + ChronoDuration::nanoseconds(rate.nanos(n) as i64)
+                - ChronoDuration::from_std(LEAD / 2).expect("small");
+            Instant::now() + (due - Utc::now()).to_std().unwrap_or_default()
+        });
         if f >= rundown.day.frames() {
             let next = rundown.day.date.succ_opt().expect("date");
             rundown = rundown::build(sched, next);
@@ -163,6 +198,33 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 } else {
                     old.day.frames()
                 };
+                let overrun = old
+                    .decoder
+                    .as_ref()
+                    .filter(|d| d.ended().is_none() && !old.item.kind.loops())
+                    .and_then(|d| d.length())
+                    .map(|len| len - old.item.duration)
+                    .filter(|&over| over > rate.timecode_base());
+                if let Some(over) = overrun {
+                    summary.faults += 1;
+                    log(
+                        &mut asrun,
+                        Event::Fault,
+                        &old.day,
+                        &old.item,
+                        old_f,
+                        n,
+                        old.item.end(),
+                        Some(format!(
+                            "the media runs {} past its slot; cut on the planned frame",
+                            crate::time::timecode(over, rate)
+                        )),
+                    );
+                }
+                // Tearing a pipeline down may wait on its source; never on air.
+                if let Some(d) = old.decoder {
+                    std::thread::spawn(move || drop(d));
+                }
                 log(
                     &mut asrun,
                     Event::End,
@@ -176,18 +238,12 @@ pub fn run(r: Run) -> Result<Summary, String> {
             }
             let item = rundown.items[index].clone();
             let offset = f - item.start;
-            let key = (rundown.day.date, item.id.clone());
-            let opened = match preparing.take() {
-                Some(p) if p.key == key && offset == 0 => {
-                    p.rx.recv_timeout(if live {
-                        LEAD / 2
-                    } else {
-                        Duration::from_secs(15)
-                    })
-                    .unwrap_or_else(|_| Err("the media was not ready in time".into()))
-                }
-                _ => Decoder::open(&item.media, ch, offset, item.kind.loops()),
+            let key = (rundown.day.date, item.id.clone(), offset);
+            let opening = match preparing.take() {
+                Some(p) if p.key == key => p,
+                _ => Opening::start(rundown.day.date, &item, offset, ch),
             };
+            let opened = opening.wait(deadline);
             let ev = if offset > 0 {
                 Event::Join
             } else {
@@ -228,14 +284,15 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 item,
                 decoder,
                 ended_logged: false,
+                silence_logged: false,
             });
         }
         let a = on_air.as_mut().expect("on air");
         let k = f - a.item.start;
         let (picture, sound) = match a.decoder.as_mut() {
             Some(d) => {
-                let v = d.video(k);
-                let s = d.audio(k);
+                let v = d.video(k, deadline);
+                let s = d.audio(k, deadline);
                 (v, s)
             }
             None => (
@@ -243,31 +300,55 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 vec![0u8; (samples_before(k + 1, rate) - samples_before(k, rate)) as usize * 4],
             ),
         };
-        if picture.is_none() && !a.ended_logged {
+        let mut faults = Vec::new();
+        let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
+        if let Some(why) = ended.filter(|_| picture.is_none() && !a.ended_logged) {
             a.ended_logged = true;
-            let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
-            if let Some(why) = ended {
-                let detail = match &why {
-                    Ended::Eos => {
-                        "media ended before its slot; slate to the slot's end".to_string()
-                    }
-                    Ended::Error(e) => format!("decoder error: {e}; slate to the slot's end"),
-                    Ended::Stalled => "decoder stalled; slate to the slot's end".to_string(),
-                };
-                if why != Ended::Eos || a.item.duration - k > rate.timecode_base() {
-                    summary.faults += 1;
-                    log(
-                        &mut asrun,
-                        Event::Fault,
-                        &rundown.day,
-                        &a.item.clone(),
-                        f,
-                        n,
-                        a.item.start,
-                        Some(detail),
-                    );
-                }
+            let detail = match &why {
+                Ended::Eos => "media ended before its slot; slate to the slot's end".to_string(),
+                Ended::NoVideo => "the media has no pictures; slate with its sound".to_string(),
+                Ended::Error(e) => format!("decoder error: {e}; slate to the slot's end"),
+                Ended::Stalled => format!(
+                    "decoder stalled: no data for {} ms; slate to the slot's end",
+                    decoder::STALL.as_millis()
+                ),
+                Ended::Slow => format!(
+                    "the media arrives slower than real time ({} ms behind); slate to the slot's end",
+                    decoder::STALL.as_millis()
+                ),
+            };
+            if why != Ended::Eos || a.item.duration - k > rate.timecode_base() {
+                faults.push(detail);
             }
+        }
+        if let Some(d) = a.decoder.as_mut() {
+            // Sound missing for a second while the pictures go on.
+            if let Some(s) = d.silent_from().filter(|&s| {
+                picture.is_some() && !a.silence_logged && k - s >= rate.timecode_base()
+            }) {
+                a.silence_logged = true;
+                faults.push(if d.has_audio() {
+                    format!("the media's sound ends at item frame {s}; silence from there")
+                } else {
+                    "the media has no sound; silence".to_string()
+                });
+            }
+            while let Some((ms, track)) = d.take_hole(k) {
+                faults.push(format!("damaged media: {ms} ms of {track} missing; filled"));
+            }
+        }
+        for detail in faults {
+            summary.faults += 1;
+            log(
+                &mut asrun,
+                Event::Fault,
+                &rundown.day,
+                &a.item.clone(),
+                f,
+                n,
+                a.item.start,
+                Some(detail),
+            );
         }
         let vbuf = stamp(
             picture.unwrap_or_else(|| slate.clone()),
@@ -324,7 +405,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
 }
 
 /// Open the decoder for the item after `index` (possibly the next day's first) in the background.
-fn prepare_next(sched: &Schedule, rd: &Rundown, index: usize) -> Option<Preparing> {
+fn prepare_next(sched: &Schedule, rd: &Rundown, index: usize) -> Option<Opening> {
     let (date, item) = match rd.items.get(index + 1) {
         Some(it) => (rd.day.date, it.clone()),
         None => {
@@ -332,13 +413,7 @@ fn prepare_next(sched: &Schedule, rd: &Rundown, index: usize) -> Option<Preparin
             (next, rundown::build(sched, next).items.first()?.clone())
         }
     };
-    let (tx, rx) = mpsc::channel();
-    let ch = sched.channel.clone();
-    let key = (date, item.id.clone());
-    std::thread::spawn(move || {
-        let _ = tx.send(Decoder::open(&item.media, &ch, 0, item.kind.loops()));
-    });
-    Some(Preparing { key, rx })
+    Some(Opening::start(date, &item, 0, &sched.channel))
 }
 
 fn kind_name(item: &Item) -> &'static str {
@@ -373,7 +448,7 @@ fn stamp_mut(b: &mut gst::BufferRef, pts: u64, dur: u64) {
 fn slate_frame(sched: &Schedule) -> gst::Buffer {
     let ch = &sched.channel;
     if let Ok(mut d) = Decoder::open(&ch.slate, ch, 0, false)
-        && let Some(b) = d.video(0)
+        && let Some(b) = d.video(0, None)
     {
         return b;
     }

@@ -200,3 +200,66 @@ pub fn mean_volume(ts: &Path, from: f64, secs: f64) -> f64 {
     ];
     ffmpeg_stat(&args.map(String::from), "mean_volume:")
 }
+
+/// Every frame's time (seconds from the file's start) and mean luma, over the region `crop`
+/// (an ffmpeg crop, e.g. `iw/2:ih/2`), from ffmpeg's showinfo: one pass for a whole file.
+pub fn frame_lumas(file: &Path, crop: &str) -> Vec<(f64, f64)> {
+    let o = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(file)
+        .args([
+            "-an",
+            "-vf",
+            &format!("crop={crop},showinfo"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let after = |l: &str, key: &str| -> Option<f64> {
+        l.split(key).nth(1)?.split_whitespace().next()?.parse().ok()
+    };
+    err.lines()
+        .filter(|l| l.contains("Parsed_showinfo") && l.contains(" n:"))
+        .map(|l| {
+            (
+                after(l, "pts_time:").expect("pts_time"),
+                after(l, "mean:[").expect("mean"),
+            )
+        })
+        .collect()
+}
+
+/// The audio's level (RMS dB, -inf for digital silence) in consecutive chunks of `samples`
+/// samples, each with its time (seconds from the file's start), from ffmpeg's astats.
+pub fn audio_levels(file: &Path, samples: usize) -> Vec<(f64, f64)> {
+    let o = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(file)
+        .args([
+            "-vn",
+            "-af",
+            &format!(
+                "asetnsamples=n={samples}:p=0,astats=metadata=1:reset=1,\
+                 ametadata=mode=print:key=lavfi.astats.Overall.RMS_level"
+            ),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let mut out = Vec::new();
+    let mut time = None;
+    for l in err.lines().filter(|l| l.contains("Parsed_ametadata")) {
+        if let Some(t) = l.split("pts_time:").nth(1) {
+            time = t.split_whitespace().next().and_then(|t| t.parse().ok());
+        } else if let (Some(t), Some(v)) = (time.take(), l.split("RMS_level=").nth(1)) {
+            out.push((t, v.trim().parse().unwrap_or(f64::NEG_INFINITY)));
+        }
+    }
+    out
+}
