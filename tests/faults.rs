@@ -679,23 +679,20 @@ fn airclass_cmd() -> Command {
 /// ffmpeg's idet verdict over frames [from, to) of `file`'s top band (where the stripes
 /// scroll): (interlaced, progressive) frame counts.
 fn idet(file: &Path, from: i64, to: i64) -> (i64, i64) {
-    let o = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(file)
-        .args([
-            "-an",
-            "-vf",
-            &format!(
-                "select='between(n,{from},{})',crop=iw:ih/7:0:0,idet",
-                to - 1
-            ),
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let vf = format!(
+        "select='between(n,{from},{})',crop=iw:ih/7:0:0,idet",
+        to - 1
+    );
+    let err = ffmpeg_log(&[
+        "-i",
+        file.to_str().unwrap(),
+        "-an",
+        "-vf",
+        &vf,
+        "-f",
+        "null",
+        "-",
+    ]);
     let line = err
         .lines()
         .find(|l| l.contains("Multi frame detection"))
@@ -987,22 +984,19 @@ fn every_media_fault_fills_its_slot_and_the_next_item_starts_on_its_frame() {
 /// Frames (from the file's start) where the picture freezes, by ffmpeg's freezedetect over the
 /// scrolling band at the top: a picture repeated for at least 0.2 s.
 fn freezes(file: &Path) -> Vec<i64> {
-    let o = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(file)
-        .args([
-            "-an",
-            "-vf",
-            "crop=iw:ih/7:0:0,freezedetect=n=-40dB:d=0.2,metadata=mode=print",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
+    let vf = "crop=iw:ih/7:0:0,freezedetect=n=-40dB:d=0.2,metadata=mode=print";
+    let log = ffmpeg_log(&[
+        "-i",
+        file.to_str().unwrap(),
+        "-an",
+        "-vf",
+        vf,
+        "-f",
+        "null",
+        "-",
+    ]);
     let v0 = frame_lumas(file, "16:16:0:0")[0].0;
-    String::from_utf8_lossy(&o.stderr)
-        .lines()
+    log.lines()
         .filter_map(|l| l.split("lavfi.freezedetect.freeze_start=").nth(1))
         .filter_map(|t| t.trim().parse::<f64>().ok())
         .map(|t| ((t - v0) * FPS as f64).round() as i64)

@@ -107,48 +107,47 @@ pub fn video_pts(ts: &Path) -> Vec<i64> {
     v
 }
 
+/// Run ffmpeg with `args` and return its log (where filters such as showinfo report).
+pub fn ffmpeg_log<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let o = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats"])
+        .args(args)
+        .output()
+        .expect("ffmpeg is installed");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// Frame numbers (from the file's first frame) where the picture changes completely: the cuts.
 /// ffmpeg's showinfo counts timestamps from the file's start, so pts / 3600 is the frame.
 pub fn cuts(ts: &Path) -> Vec<i64> {
-    let o = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            ts.to_str().unwrap(),
-            "-an",
-            "-vf",
-            "select='gt(scene,0.15)',showinfo",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg is installed");
-    String::from_utf8_lossy(&o.stderr)
-        .lines()
-        .filter(|l| l.contains("Parsed_showinfo") && l.contains(" pts:"))
-        .filter_map(|l| {
-            l.split(" pts:")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse::<i64>()
-                .ok()
-        })
-        .map(|pts| pts / 3600)
-        .collect()
+    ffmpeg_log(&[
+        "-i",
+        ts.to_str().unwrap(),
+        "-an",
+        "-vf",
+        "select='gt(scene,0.15)',showinfo",
+        "-f",
+        "null",
+        "-",
+    ])
+    .lines()
+    .filter(|l| l.contains("Parsed_showinfo") && l.contains(" pts:"))
+    .filter_map(|l| {
+        l.split(" pts:")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse::<i64>()
+            .ok()
+    })
+    .map(|pts| pts / 3600)
+    .collect()
 }
 
 /// Run ffmpeg with `args` and read the number that follows `key` in its log (showinfo,
 /// volumedetect).
 fn ffmpeg_stat(args: &[String], key: &str) -> f64 {
-    let o = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats"])
-        .args(args)
-        .output()
-        .expect("ffmpeg");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = ffmpeg_log(args);
     let line = err
         .lines()
         .find(|l| l.contains(key))
@@ -204,20 +203,17 @@ pub fn mean_volume(ts: &Path, from: f64, secs: f64) -> f64 {
 /// Every frame's time (seconds from the file's start) and mean luma, over the region `crop`
 /// (an ffmpeg crop, e.g. `iw/2:ih/2`), from ffmpeg's showinfo: one pass for a whole file.
 pub fn frame_lumas(file: &Path, crop: &str) -> Vec<(f64, f64)> {
-    let o = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(file)
-        .args([
-            "-an",
-            "-vf",
-            &format!("crop={crop},showinfo"),
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let vf = format!("crop={crop},showinfo");
+    let err = ffmpeg_log(&[
+        "-i",
+        file.to_str().unwrap(),
+        "-an",
+        "-vf",
+        &vf,
+        "-f",
+        "null",
+        "-",
+    ]);
     let after = |l: &str, key: &str| -> Option<f64> {
         l.split(key).nth(1)?.split_whitespace().next()?.parse().ok()
     };
@@ -235,23 +231,20 @@ pub fn frame_lumas(file: &Path, crop: &str) -> Vec<(f64, f64)> {
 /// The audio's level (RMS dB, -inf for digital silence) in consecutive chunks of `samples`
 /// samples, each with its time (seconds from the file's start), from ffmpeg's astats.
 pub fn audio_levels(file: &Path, samples: usize) -> Vec<(f64, f64)> {
-    let o = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats", "-i"])
-        .arg(file)
-        .args([
-            "-vn",
-            "-af",
-            &format!(
-                "asetnsamples=n={samples}:p=0,astats=metadata=1:reset=1,\
-                 ametadata=mode=print:key=lavfi.astats.Overall.RMS_level"
-            ),
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let af = format!(
+        "asetnsamples=n={samples}:p=0,astats=metadata=1:reset=1,\
+         ametadata=mode=print:key=lavfi.astats.Overall.RMS_level"
+    );
+    let err = ffmpeg_log(&[
+        "-i",
+        file.to_str().unwrap(),
+        "-vn",
+        "-af",
+        &af,
+        "-f",
+        "null",
+        "-",
+    ]);
     let mut out = Vec::new();
     let mut time = None;
     for l in err.lines().filter(|l| l.contains("Parsed_ametadata")) {
