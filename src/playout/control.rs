@@ -110,6 +110,19 @@ impl Status {
     }
 }
 
+/// The kinds of fault the engine reports (the status counts them; metrics list every one).
+pub const FAULT_KINDS: &[&str] = &[
+    "unavailable",
+    "ended-early",
+    "no-video",
+    "no-audio",
+    "decoder-error",
+    "stalled",
+    "slow",
+    "damaged",
+    "overrun",
+];
+
 /// How many recent faults the status keeps.
 const RECENT_FAULTS: usize = 50;
 

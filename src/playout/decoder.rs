@@ -2,6 +2,10 @@
 //! format (size with letter/pillarbox by display aspect, frame rate, 48 kHz stereo) and handed
 //! to the engine frame by frame. Timestamps from the file only place frames and samples; the
 //! engine owns the output timeline.
+//!
+//! It also watches its media for the faults the engine must report: no data for a while
+//! (stall), data slower than real time, holes in the decoded pictures or sound (damaged data
+//! the decoders concealed), missing tracks.
 
 use super::output::{AUDIO_CHANNELS, AUDIO_RATE};
 use crate::media::cache::Source;
@@ -11,14 +15,16 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a decoder may produce nothing before the engine gives up on it and fills.
-const STALL: Duration = Duration::from_secs(3);
-/// How long opening (preroll and seek) may take.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a decoder may produce nothing, or lag behind real time, before it is given up.
+pub const STALL: Duration = Duration::from_secs(1);
+/// How long opening (preroll and seek) may take; also the I/O timeout of network sources.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// A gap in the decoded pictures or sound longer than this is reported as damaged media.
+const HOLE: u64 = 100_000_000;
 const BYTES_PER_SAMPLE: usize = 2 * AUDIO_CHANNELS as usize;
 /// Decoded audio kept ahead of the pictures: two seconds.
 const AUDIO_AHEAD_BYTES: usize = 2 * AUDIO_RATE as usize * BYTES_PER_SAMPLE;
@@ -26,13 +32,21 @@ const AUDIO_AHEAD_BYTES: usize = 2 * AUDIO_RATE as usize * BYTES_PER_SAMPLE;
 /// Why a decoder stopped giving pictures before its item ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
-    /// The media ended (or has no video): normal for media shorter than its slot.
+    /// The media's pictures ended: normal for media shorter than its slot.
     Eos,
+    /// The media has no pictures at all (audio only).
+    NoVideo,
     /// The decoder reported an error mid-item (a truncated or corrupt file).
     Error(String),
     /// No data for longer than the stall limit.
     Stalled,
+    /// Data comes, but the media fell behind real time by more than the stall limit.
+    Slow,
 }
+
+/// Decoded pictures or sound missing in the middle of the media: (running time where the
+/// gap starts, its length, which track), all in nanoseconds.
+type Holes = Arc<Mutex<Vec<(u64, u64, &'static str)>>>;
 
 pub struct Decoder {
     pipeline: gst::Pipeline,
@@ -51,6 +65,17 @@ pub struct Decoder {
     /// Decoded audio not yet aired: interleaved S16LE starting at sample `audio_start`.
     fifo: VecDeque<u8>,
     audio_start: i64,
+    /// Item-local frame from which the media has no more sound (no track, or it ended).
+    silent_from: Option<Frames>,
+    /// The media's length, when it says.
+    length: Option<Frames>,
+    holes: Holes,
+    /// Watchdog: since when we have been waiting without getting any data; the wall-clock
+    /// time and item-local frame of the first request (real-time pace counts from there);
+    /// the newest item-local frame the media has delivered.
+    waiting_since: Option<Instant>,
+    clock: Option<(Instant, Frames)>,
+    newest: Frames,
 }
 
 /// Samples of 48 kHz audio before item-local frame `k` (exact for any frame rate).
@@ -67,9 +92,11 @@ impl Decoder {
         offset: Frames,
         looping: bool,
     ) -> Result<Decoder, String> {
+        let deadline = Instant::now() + OPEN_TIMEOUT;
         let uri = match crate::media::cache::resolve(ch, media) {
             Source::Uri(uri) => uri,
             Source::File(p) => {
+                // Opening it here says plainly why a file cannot be read (missing, permissions).
                 crate::media::probe::readable(&p).map_err(|e| format!("{}: {e}", p.display()))?;
                 crate::media::probe::file_uri(&p)?
             }
@@ -103,12 +130,23 @@ impl Decoder {
             .build()
             .map_err(|e| e.to_string())?;
         pipeline.add(&src).map_err(|e| e.to_string())?;
+        // Network sources (souphttpsrc) get the open timeout for each blocking read too.
+        src.connect("source-setup", false, |args| {
+            if let Ok(source) = args[1].get::<gst::Element>()
+                && source.find_property("timeout").is_some()
+            {
+                source.set_property("timeout", OPEN_TIMEOUT.as_secs() as u32);
+            }
+            None
+        });
+        let holes = Holes::default();
         let (has_video, has_audio) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         );
         {
             let (pipe, hv, ha) = (pipeline.downgrade(), has_video.clone(), has_audio.clone());
+            let holes = holes.clone();
             // Link the first video and the first audio stream; extra streams (subtitles, data,
             // second audio) are left unlinked and ignored.
             src.connect_pad_added(move |_, pad| {
@@ -118,10 +156,10 @@ impl Decoder {
                     .structure(0)
                     .map(|s| s.name().to_string())
                     .unwrap_or_default();
-                let (bin, flag) = if name.starts_with("video/") {
-                    (&vbin, &hv)
+                let (bin, flag, track) = if name.starts_with("video/") {
+                    (&vbin, &hv, "pictures")
                 } else if name.starts_with("audio/") {
-                    (&abin, &ha)
+                    (&abin, &ha, "sound")
                 } else {
                     return;
                 };
@@ -131,11 +169,12 @@ impl Decoder {
                 let _ = pipe.add(bin);
                 let _ = bin.sync_state_with_parent();
                 if let Some(sinkpad) = bin.static_pad("sink") {
+                    watch_holes(&sinkpad, holes.clone(), track);
                     let _ = pad.link(&sinkpad);
                 }
             });
         }
-        let d = Decoder {
+        let mut d = Decoder {
             pipeline,
             video,
             audio,
@@ -150,28 +189,32 @@ impl Decoder {
             audio_eos: false,
             fifo: VecDeque::new(),
             audio_start: samples_before(offset, ch.rate),
+            silent_from: None,
+            length: None,
+            holes,
+            waiting_since: None,
+            clock: None,
+            newest: offset - 1,
         };
         d.pipeline
             .set_state(gst::State::Paused)
             .map_err(|_| format!("{uri}: cannot be opened"))?;
-        d.wait_async()?;
+        d.wait_async(deadline)?;
+        d.length = d
+            .pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|t| ch.rate.frames_floor(t.nseconds() as i128))
+            .filter(|&len| len > 0);
         let mut seek_frames = offset;
-        if looping && offset > 0 {
-            let len = d
-                .pipeline
-                .query_duration::<gst::ClockTime>()
-                .map(|t| ch.rate.frames_floor(t.nseconds() as i128))
-                .unwrap_or(0);
-            if len > 0 {
-                seek_frames = offset % len;
-            }
+        if looping && let Some(len) = d.length {
+            seek_frames = offset % len;
         }
         if seek_frames > 0 {
             let pos = gst::ClockTime::from_nseconds(ch.rate.nanos(seek_frames) as u64);
             d.pipeline
                 .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, pos)
                 .map_err(|_| format!("{uri}: cannot seek to {pos}"))?;
-            d.wait_async()?;
+            d.wait_async(deadline)?;
         }
         d.pipeline
             .set_state(gst::State::Playing)
@@ -180,13 +223,15 @@ impl Decoder {
     }
 
     /// Wait until the pipeline has prerolled, or fail with the pipeline's error.
-    fn wait_async(&self) -> Result<(), String> {
+    fn wait_async(&self, deadline: Instant) -> Result<(), String> {
         let bus = self.pipeline.bus().expect("bus");
-        let deadline = Instant::now() + OPEN_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err("the media did not open within 10 s".into());
+                return Err(format!(
+                    "the media did not open within {} s",
+                    OPEN_TIMEOUT.as_secs()
+                ));
             }
             let msg = bus.timed_pop_filtered(
                 gst::ClockTime::from_mseconds(left.as_millis() as u64),
@@ -205,13 +250,42 @@ impl Decoder {
         self.ended.as_ref()
     }
 
+    pub fn has_audio(&self) -> bool {
+        self.has_audio.load(Ordering::SeqCst)
+    }
+
+    /// The item-local frame from which the media has had no sound, if it has run out.
+    pub fn silent_from(&self) -> Option<Frames> {
+        self.silent_from
+    }
+
+    /// The media's length in frames, when it says.
+    pub fn length(&self) -> Option<Frames> {
+        self.length
+    }
+
+    /// A hole in the decoded media that starts at or before item-local frame `k` (it is found
+    /// while decoding ahead, and reported when it airs): its length in ms and the track.
+    pub fn take_hole(&mut self, k: Frames) -> Option<(u64, &'static str)> {
+        let half = self.rate.nanos(1) / 2;
+        let first = self.first;
+        let rate = self.rate;
+        let mut holes = self.holes.lock().expect("holes");
+        let i = holes
+            .iter()
+            .position(|&(at, _, _)| first + rate.frames_floor(at as i128 + half) <= k)?;
+        let (_, gap, track) = holes.remove(i);
+        Some((gap / 1_000_000, track))
+    }
+
     /// The picture for item-local frame `k` (called with k, k+1, ...), or None once the media has
-    /// no more pictures for this item. A frame missing in the media repeats the previous one.
-    pub fn video(&mut self, k: Frames) -> Option<gst::Buffer> {
+    /// no more pictures for this item (see `ended`). A frame missing in the media repeats the
+    /// previous one; so does a frame not ready by `deadline` (None if there is no previous one).
+    pub fn video(&mut self, k: Frames, deadline: Option<Instant>) -> Option<gst::Buffer> {
         if !self.has_video.load(Ordering::SeqCst) {
-            self.ended.get_or_insert(Ended::Eos);
+            self.ended.get_or_insert(Ended::NoVideo);
         }
-        let started = Instant::now();
+        self.clock.get_or_insert((Instant::now(), k));
         loop {
             if let Some((idx, buf)) = self.pending.take() {
                 if idx == k {
@@ -236,7 +310,9 @@ impl Decoder {
                 .try_pull_sample(gst::ClockTime::from_mseconds(20))
             {
                 Some(s) => {
+                    self.waiting_since = None;
                     let idx = self.local_frame(&s).unwrap_or(k);
+                    self.newest = self.newest.max(idx);
                     if let Some(buf) = s.buffer_owned() {
                         self.pending = Some((idx, buf));
                     }
@@ -247,38 +323,58 @@ impl Decoder {
                     }
                     self.ended = Some(Ended::Eos);
                 }
-                None if started.elapsed() > STALL => self.ended = Some(Ended::Stalled),
-                None => {}
+                None => {
+                    if let Some(why) = self.watchdog(self.newest) {
+                        self.ended = Some(why);
+                    } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return self.last.clone();
+                    }
+                }
             }
             self.drain_audio();
         }
     }
 
     /// The 48 kHz stereo samples (S16LE, interleaved) for item-local frame `k`; silence where the
-    /// media has none.
-    pub fn audio(&mut self, k: Frames) -> Vec<u8> {
+    /// media has none, once the pictures have failed, and for what is not ready by `deadline`.
+    pub fn audio(&mut self, k: Frames, deadline: Option<Instant>) -> Vec<u8> {
         let (s0, s1) = (
             samples_before(k, self.rate),
             samples_before(k + 1, self.rate),
         );
-        let started = Instant::now();
-        while self.has_audio.load(Ordering::SeqCst)
-            && !self.audio_eos
-            && self.fifo_end() < s1
-            && !matches!(self.ended, Some(Ended::Error(_)) | Some(Ended::Stalled))
-        {
+        self.clock.get_or_insert((Instant::now(), k));
+        let failed = |e: &Option<Ended>| {
+            matches!(
+                e,
+                Some(Ended::Error(_)) | Some(Ended::Stalled) | Some(Ended::Slow)
+            )
+        };
+        while self.has_audio() && !self.audio_eos && self.fifo_end() < s1 && !failed(&self.ended) {
             match self
                 .audio
                 .try_pull_sample(gst::ClockTime::from_mseconds(20))
             {
-                Some(s) => self.push_audio(&s),
-                None if self.audio.is_eos() => self.audio_eos = true,
-                None if started.elapsed() > STALL => {
-                    self.ended.get_or_insert(Ended::Stalled);
-                    break;
+                Some(s) => {
+                    self.waiting_since = None;
+                    self.push_audio(&s);
                 }
-                None => {}
+                None if self.audio.is_eos() => self.audio_eos = true,
+                None => {
+                    // Progress in frames: the last whole frame the sound covers.
+                    let covered = (self.fifo_end() * self.rate.num as i64)
+                        / (AUDIO_RATE as i64 * self.rate.den as i64)
+                        - 1;
+                    if let Some(why) = self.watchdog(covered) {
+                        self.ended.get_or_insert(why);
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                }
             }
+        }
+        if failed(&self.ended) {
+            self.fifo.clear();
         }
         // Drop what lies before this frame, then take exactly this frame's samples.
         let stale =
@@ -289,6 +385,9 @@ impl Decoder {
         let lead = ((self.audio_start - s0) as usize * BYTES_PER_SAMPLE).min(want);
         let mut out = vec![0u8; want];
         let take = (want - lead).min(self.fifo.len());
+        if take == 0 && (self.audio_eos || !self.has_audio()) {
+            self.silent_from.get_or_insert(k);
+        }
         for (o, b) in out[lead..lead + take]
             .iter_mut()
             .zip(self.fifo.drain(..take))
@@ -297,6 +396,21 @@ impl Decoder {
         }
         self.audio_start = s1.max(self.audio_start);
         out
+    }
+
+    /// The stall watchdog, called while waiting for data: Stalled when nothing at all has come
+    /// for the stall limit; Slow when the media's progress (`covered`, the newest item-local
+    /// frame it has delivered) lags the real-time pace counted from the first request by more
+    /// than the limit.
+    fn watchdog(&mut self, covered: Frames) -> Option<Ended> {
+        let now = Instant::now();
+        let since = *self.waiting_since.get_or_insert(now);
+        if now - since > STALL {
+            return Some(Ended::Stalled);
+        }
+        let (t0, k0) = self.clock?;
+        let due = t0 + Duration::from_nanos(self.rate.nanos(covered + 1 - k0).max(0) as u64);
+        (now > due + STALL).then_some(Ended::Slow)
     }
 
     fn fifo_end(&self) -> i64 {
@@ -360,6 +474,7 @@ impl Decoder {
         if ok {
             self.first = k;
             self.audio_eos = false;
+            self.silent_from = None;
             self.audio_start = self.audio_start.max(samples_before(k, self.rate));
             self.fifo.clear();
         }
@@ -374,6 +489,41 @@ impl Decoder {
             _ => None,
         }
     }
+}
+
+/// Record gaps between consecutive decoded buffers on `pad` (a branch's input) in `holes`;
+/// a flush (seek, loop restart) starts afresh.
+fn watch_holes(pad: &gst::Pad, holes: Holes, track: &'static str) {
+    let end = Mutex::new(None::<u64>);
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
+        move |pad, info| {
+            let mut end = end.lock().expect("hole probe");
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => {
+                    let seg = pad.sticky_event::<gst::event::Segment>(0);
+                    let rt = b.pts().and_then(|pts| {
+                        seg.as_ref()?
+                            .segment()
+                            .downcast_ref::<gst::ClockTime>()?
+                            .to_running_time(pts)
+                    });
+                    if let Some(rt) = rt.map(|t| t.nseconds()) {
+                        if let Some(prev) = *end
+                            && rt > prev + HOLE
+                        {
+                            holes.lock().expect("holes").push((prev, rt - prev, track));
+                        }
+                        let stop = rt + b.duration().map_or(0, |d| d.nseconds());
+                        *end = Some(end.map_or(stop, |e| e.max(stop)));
+                    }
+                }
+                Some(gst::PadProbeData::Event(_)) => *end = None,
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Running time of a sample's buffer: time since the decoder's start (or its last seek).

@@ -9,7 +9,7 @@ mod decoder;
 pub mod output;
 
 use crate::rundown::{self, Item, Rundown};
-use crate::schedule::Schedule;
+use crate::schedule::{Channel, Schedule};
 use crate::time::{BroadcastDay, Frames};
 use asrun::{AsRun, Event};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -20,7 +20,7 @@ pub use output::{Pace, Sink};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What to play and how.
 pub struct Run<'a> {
@@ -64,6 +64,7 @@ struct OnAir {
     /// the operator skipped to it.
     origin: Frames,
     ended_logged: bool,
+    silence_logged: bool,
 }
 
 impl OnAir {
@@ -73,10 +74,37 @@ impl OnAir {
     }
 }
 
-/// A decoder being opened in the background for an upcoming item.
-struct Preparing {
-    key: (chrono::NaiveDate, String),
+/// A decoder being opened in a background thread: for the item after the current one, or for
+/// the one going on air. A source that takes long to answer never holds up the output; the
+/// thread ends when the open succeeds or times out (the decoder is then dropped there).
+struct Opening {
+    key: (chrono::NaiveDate, String, Frames),
     rx: mpsc::Receiver<Result<Decoder, String>>,
+}
+
+impl Opening {
+    fn start(date: chrono::NaiveDate, item: &Item, offset: Frames, ch: &Channel) -> Opening {
+        let (tx, rx) = mpsc::channel();
+        let (media, looping, ch) = (item.media.clone(), item.kind.loops(), ch.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(Decoder::open(&media, &ch, offset, looping));
+        });
+        Opening {
+            key: (date, item.id.clone(), offset),
+            rx,
+        }
+    }
+
+    /// The decoder, waiting for it until `deadline` (real time) or as long as an open may
+    /// take (render).
+    fn wait(self, deadline: Option<Instant>) -> Result<Decoder, String> {
+        let limit = deadline.map_or(decoder::OPEN_TIMEOUT + decoder::STALL, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        self.rx
+            .recv_timeout(limit)
+            .unwrap_or_else(|_| Err("the media did not open in time".into()))
+    }
 }
 
 pub fn run(r: Run) -> Result<Summary, String> {
@@ -126,7 +154,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
 
     let mut summary = Summary::default();
     let mut on_air: Option<OnAir> = None;
-    let mut preparing: Option<Preparing> = None;
+    let mut preparing: Option<Opening> = None;
     let mut held = false;
     let mut n: Frames = 0;
     let mut result = Ok(());
@@ -180,6 +208,13 @@ pub fn run(r: Run) -> Result<Summary, String> {
     };
 
     while r.frames.is_none_or(|total| n < total) && !control.stop.load(Ordering::SeqCst) {
+        // In real time, how long this frame's media may be waited for: until half the lead is
+        // used up, so the output never runs dry. A render waits as long as the watchdog allows.
+        let deadline = live.then(|| {
+            let due = t0_wall + ChronoDuration::nanoseconds(rate.nanos(n) as i64)
+                - ChronoDuration::from_std(LEAD / 2).expect("small");
+            Instant::now() + (due - Utc::now()).to_std().unwrap_or_default()
+        });
         if control.generation() != generation {
             // A new schedule: today's rundown from it takes over at the next item boundary, and
             // the item there is prepared again in case it changed.
@@ -269,6 +304,32 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 } else {
                     old.day.frames()
                 };
+                let overrun = old
+                    .decoder
+                    .as_ref()
+                    .filter(|d| d.ended().is_none() && !old.item.kind.loops())
+                    .and_then(|d| d.length())
+                    .map(|len| len - old.item.duration)
+                    .filter(|&over| over > rate.timecode_base());
+                if let Some(over) = overrun {
+                    summary.faults += 1;
+                    fault(
+                        &mut asrun,
+                        &old.day,
+                        &old.item,
+                        old_f,
+                        n,
+                        "overrun",
+                        format!(
+                            "the media runs {} past its slot; cut on the planned frame",
+                            crate::time::timecode(over, rate)
+                        ),
+                    );
+                }
+                // Tearing a pipeline down may wait on its source; never on air.
+                if let Some(d) = old.decoder {
+                    std::thread::spawn(move || drop(d));
+                }
                 log(
                     &mut asrun,
                     Event::End,
@@ -283,18 +344,12 @@ pub fn run(r: Run) -> Result<Summary, String> {
             let item = rundown.items[index].clone();
             let origin = origin.unwrap_or(item.start);
             let offset = f - origin;
-            let key = (rundown.day.date, item.id.clone());
-            let opened = match preparing.take() {
-                Some(p) if p.key == key && offset == 0 => {
-                    p.rx.recv_timeout(if live {
-                        LEAD / 2
-                    } else {
-                        Duration::from_secs(15)
-                    })
-                    .unwrap_or_else(|_| Err("the media was not ready in time".into()))
-                }
-                _ => Decoder::open(&item.media, &ch, offset, item.kind.loops()),
+            let key = (rundown.day.date, item.id.clone(), offset);
+            let opening = match preparing.take() {
+                Some(p) if p.key == key => p,
+                _ => Opening::start(rundown.day.date, &item, offset, &ch),
             };
+            let opened = opening.wait(deadline);
             let (ev, detail) = if offset > 0 {
                 (Event::Join, Some(format!("joined {offset} frames in")))
             } else if origin < item.start {
@@ -340,6 +395,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 decoder,
                 origin,
                 ended_logged: false,
+                silence_logged: false,
             });
             control.update(|s| s.items_aired += 1);
             report(control, on_air.as_ref(), tz, held, f, n, 0);
@@ -348,8 +404,8 @@ pub fn run(r: Run) -> Result<Summary, String> {
         let k = f - a.origin;
         let (picture, sound) = match a.decoder.as_mut() {
             Some(d) => {
-                let v = d.video(k);
-                let s = d.audio(k);
+                let v = d.video(k, deadline);
+                let s = d.audio(k, deadline);
                 (v, s)
             }
             None => (
@@ -357,30 +413,68 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 vec![0u8; (samples_before(k + 1, rate) - samples_before(k, rate)) as usize * 4],
             ),
         };
-        if picture.is_none() && !a.ended_logged {
+        let mut faults = Vec::new();
+        let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
+        if let Some(why) = ended.filter(|_| picture.is_none() && !a.ended_logged) {
             a.ended_logged = true;
-            let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
-            if let Some(why) = ended {
-                let (kind, detail) = match &why {
-                    Ended::Eos => (
-                        "ended-early",
-                        "media ended before its slot; slate to the slot's end".to_string(),
+            let (kind, detail) = match &why {
+                Ended::Eos => (
+                    "ended-early",
+                    "media ended before its slot; slate to the slot's end".to_string(),
+                ),
+                Ended::NoVideo => (
+                    "no-video",
+                    "the media has no pictures; slate with its sound".to_string(),
+                ),
+                Ended::Error(e) => (
+                    "decoder-error",
+                    format!("decoder error: {e}; slate to the slot's end"),
+                ),
+                Ended::Stalled => (
+                    "stalled",
+                    format!(
+                        "decoder stalled: no data for {} ms; slate to the slot's end",
+                        decoder::STALL.as_millis()
                     ),
-                    Ended::Error(e) => (
-                        "decoder-error",
-                        format!("decoder error: {e}; slate to the slot's end"),
+                ),
+                Ended::Slow => (
+                    "slow",
+                    format!(
+                        "the media arrives slower than real time ({} ms behind); slate to the slot's end",
+                        decoder::STALL.as_millis()
                     ),
-                    Ended::Stalled => (
-                        "stalled",
-                        "decoder stalled; slate to the slot's end".to_string(),
-                    ),
-                };
-                if why != Ended::Eos || a.item.end() - f > rate.timecode_base() {
-                    summary.faults += 1;
-                    let item = a.item.clone();
-                    fault(&mut asrun, &rundown.day, &item, f, n, kind, detail);
-                }
+                ),
+            };
+            if why != Ended::Eos || a.item.end() - f > rate.timecode_base() {
+                faults.push((kind, detail));
             }
+        }
+        if let Some(d) = a.decoder.as_mut() {
+            // Sound missing for a second while the pictures go on.
+            if let Some(s) = d.silent_from().filter(|&s| {
+                picture.is_some() && !a.silence_logged && k - s >= rate.timecode_base()
+            }) {
+                a.silence_logged = true;
+                faults.push((
+                    "no-audio",
+                    if d.has_audio() {
+                        format!("the media's sound ends at item frame {s}; silence from there")
+                    } else {
+                        "the media has no sound; silence".to_string()
+                    },
+                ));
+            }
+            while let Some((ms, track)) = d.take_hole(k) {
+                faults.push((
+                    "damaged",
+                    format!("damaged media: {ms} ms of {track} missing; filled"),
+                ));
+            }
+        }
+        for (kind, detail) in faults {
+            summary.faults += 1;
+            let item = a.item.clone();
+            fault(&mut asrun, &rundown.day, &item, f, n, kind, detail);
         }
         let (picture, sound) = if held {
             (None, vec![0u8; sound.len()])
@@ -484,7 +578,7 @@ fn report(
 
 /// Open the decoder for the item that starts at frame `at` of `rd` (or the next day's first
 /// when `at` is the day's end) in the background.
-fn prepare(sched: &Schedule, rd: &Rundown, at: Frames) -> Option<Preparing> {
+fn prepare(sched: &Schedule, rd: &Rundown, at: Frames) -> Option<Opening> {
     let (date, item) = match rd.index_at(at) {
         Some(i) => (rd.day.date, rd.items[i].clone()),
         None => {
@@ -492,13 +586,7 @@ fn prepare(sched: &Schedule, rd: &Rundown, at: Frames) -> Option<Preparing> {
             (next, rundown::build(sched, next).items.first()?.clone())
         }
     };
-    let (tx, rx) = mpsc::channel();
-    let ch = sched.channel.clone();
-    let key = (date, item.id.clone());
-    std::thread::spawn(move || {
-        let _ = tx.send(Decoder::open(&item.media, &ch, 0, item.kind.loops()));
-    });
-    Some(Preparing { key, rx })
+    Some(Opening::start(date, &item, 0, &sched.channel))
 }
 
 fn kind_name(item: &Item) -> &'static str {
@@ -533,7 +621,7 @@ fn stamp_mut(b: &mut gst::BufferRef, pts: u64, dur: u64) {
 fn slate_frame(sched: &Schedule) -> gst::Buffer {
     let ch = &sched.channel;
     if let Ok(mut d) = Decoder::open(&ch.slate, ch, 0, false)
-        && let Some(b) = d.video(0)
+        && let Some(b) = d.video(0, None)
     {
         return b;
     }

@@ -39,7 +39,7 @@ pub fn render(svc: &Service) -> String {
         "Items put on air since the service started.",
         &one(st.items_aired as f64),
     );
-    let faults: Vec<(String, f64)> = ["unavailable", "ended-early", "decoder-error", "stalled"]
+    let faults: Vec<(String, f64)> = crate::playout::control::FAULT_KINDS
         .iter()
         .map(|k| {
             (

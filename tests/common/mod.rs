@@ -108,48 +108,47 @@ pub fn video_pts(ts: &Path) -> Vec<i64> {
     v
 }
 
+/// Run ffmpeg with `args` and return its log (where filters such as showinfo report).
+pub fn ffmpeg_log<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let o = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats"])
+        .args(args)
+        .output()
+        .expect("ffmpeg is installed");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// Frame numbers (from the file's first frame) where the picture changes completely: the cuts.
 /// ffmpeg's showinfo counts timestamps from the file's start, so pts / 3600 is the frame.
 pub fn cuts(ts: &Path) -> Vec<i64> {
-    let o = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            ts.to_str().unwrap(),
-            "-an",
-            "-vf",
-            "select='gt(scene,0.15)',showinfo",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg is installed");
-    String::from_utf8_lossy(&o.stderr)
-        .lines()
-        .filter(|l| l.contains("Parsed_showinfo") && l.contains(" pts:"))
-        .filter_map(|l| {
-            l.split(" pts:")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse::<i64>()
-                .ok()
-        })
-        .map(|pts| pts / 3600)
-        .collect()
+    ffmpeg_log(&[
+        "-i",
+        ts.to_str().unwrap(),
+        "-an",
+        "-vf",
+        "select='gt(scene,0.15)',showinfo",
+        "-f",
+        "null",
+        "-",
+    ])
+    .lines()
+    .filter(|l| l.contains("Parsed_showinfo") && l.contains(" pts:"))
+    .filter_map(|l| {
+        l.split(" pts:")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse::<i64>()
+            .ok()
+    })
+    .map(|pts| pts / 3600)
+    .collect()
 }
 
 /// Run ffmpeg with `args` and read the number that follows `key` in its log (showinfo,
 /// volumedetect).
 fn ffmpeg_stat(args: &[String], key: &str) -> f64 {
-    let o = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostats"])
-        .args(args)
-        .output()
-        .expect("ffmpeg");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = ffmpeg_log(args);
     let line = err
         .lines()
         .find(|l| l.contains(key))
@@ -233,4 +232,61 @@ pub fn colour_clip(path: &Path, colour: &str, secs: u32) {
         ]),
         "ffmpeg (making a test clip)",
     );
+}
+
+/// Every frame's time (seconds from the file's start) and mean luma, over the region `crop`
+/// (an ffmpeg crop, e.g. `iw/2:ih/2`), from ffmpeg's showinfo: one pass for a whole file.
+pub fn frame_lumas(file: &Path, crop: &str) -> Vec<(f64, f64)> {
+    let vf = format!("crop={crop},showinfo");
+    let err = ffmpeg_log(&[
+        "-i",
+        file.to_str().unwrap(),
+        "-an",
+        "-vf",
+        &vf,
+        "-f",
+        "null",
+        "-",
+    ]);
+    let after = |l: &str, key: &str| -> Option<f64> {
+        l.split(key).nth(1)?.split_whitespace().next()?.parse().ok()
+    };
+    err.lines()
+        .filter(|l| l.contains("Parsed_showinfo") && l.contains(" n:"))
+        .map(|l| {
+            (
+                after(l, "pts_time:").expect("pts_time"),
+                after(l, "mean:[").expect("mean"),
+            )
+        })
+        .collect()
+}
+
+/// The audio's level (RMS dB, -inf for digital silence) in consecutive chunks of `samples`
+/// samples, each with its time (seconds from the file's start), from ffmpeg's astats.
+pub fn audio_levels(file: &Path, samples: usize) -> Vec<(f64, f64)> {
+    let af = format!(
+        "asetnsamples=n={samples}:p=0,astats=metadata=1:reset=1,\
+         ametadata=mode=print:key=lavfi.astats.Overall.RMS_level"
+    );
+    let err = ffmpeg_log(&[
+        "-i",
+        file.to_str().unwrap(),
+        "-vn",
+        "-af",
+        &af,
+        "-f",
+        "null",
+        "-",
+    ]);
+    let mut out = Vec::new();
+    let mut time = None;
+    for l in err.lines().filter(|l| l.contains("Parsed_ametadata")) {
+        if let Some(t) = l.split("pts_time:").nth(1) {
+            time = t.split_whitespace().next().and_then(|t| t.parse().ok());
+        } else if let (Some(t), Some(v)) = (time.take(), l.split("RMS_level=").nth(1)) {
+            out.push((t, v.trim().parse().unwrap_or(f64::NEG_INFINITY)));
+        }
+    }
+    out
 }
