@@ -578,3 +578,104 @@ fn kill_9_and_restart_resume_within_2_s_at_the_frame_the_clock_says() {
         "the stream cuts where the engine says"
     );
 }
+
+/// SRT as caller (to a listening receiver, and to nobody) and as listener (to a receiver that
+/// connects and then stops reading), beside a file: the file still gets every frame on time, the
+/// working receiver gets the stream, and the run ends when it should.
+#[test]
+fn srt_outputs_never_block_the_others_whatever_their_receivers_do() {
+    use std::time::{Duration, Instant};
+    let _g = heavy();
+    sample_media();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = |n: u16| 16000 + (std::process::id() % 1000) as u16 * 4 + n;
+    let (to_listener, to_nobody, listening) = (port(0), port(1), port(2));
+    let recv = |url: String, out: &Path| {
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostats", "-v", "error", "-y", "-i", &url])
+            .args(["-c", "copy", "-f", "mpegts", out.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // A receiver that listens for our call.
+    let listened = tmp.path().join("listened.ts");
+    let mut listener = recv(
+        format!("srt://127.0.0.1:{to_listener}?mode=listener"),
+        &listened,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let file = tmp.path().join("file.ts");
+    let started = Instant::now();
+    let mut air = Command::new(bin())
+        .args([
+            "air",
+            sample().to_str().unwrap(),
+            "--as-if",
+            "2020-02-17 08:24:20",
+        ])
+        .args(["--for", "10", "--as-run-dir", tmp.path().to_str().unwrap()])
+        .args(["--output", &format!("file:{}", file.display())])
+        .args(["--output", &format!("srt://127.0.0.1:{to_listener}")])
+        .args(["--output", &format!("srt://127.0.0.1:{to_nobody}")])
+        .args([
+            "--output",
+            &format!("srt://127.0.0.1:{listening}?mode=listener"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A receiver that calls our listener, takes 3 s of stream, then stops reading (SIGSTOP).
+    std::thread::sleep(Duration::from_secs(2));
+    let stalled_out = tmp.path().join("stalled.ts");
+    let mut stalled = recv(
+        format!("srt://127.0.0.1:{listening}?mode=caller"),
+        &stalled_out,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("kill")
+        .args(["-STOP", &stalled.id().to_string()])
+        .status();
+    let status = air.wait().unwrap();
+    let took = started.elapsed().as_secs_f64();
+    let _ = stalled.kill();
+    let _ = stalled.wait();
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert!(status.success(), "air exited with {status}");
+    eprintln!("srt: 10 s on air took {took:.1} s from start to exit");
+    assert!(took < 16.0, "the run took {took:.1} s for 10 s of output");
+    let pts = video_pts(&file);
+    assert_eq!(pts.len(), 250, "the file has every frame");
+    assert!(pts.windows(2).all(|w| w[1] - w[0] == 3600));
+    // The called receiver got a decodable stream with the service in it, and so did the one that
+    // stalled, up to when it stopped.
+    for (what, got) in [("called", &listened), ("stalled", &stalled_out)] {
+        let frames: usize = ffprobe(&[
+            "-select_streams",
+            "v:0",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+            got.to_str().unwrap(),
+        ])
+        .trim()
+        .parse()
+        .unwrap();
+        eprintln!("srt: the {what} receiver got {frames} video frames");
+        assert!(frames >= 50, "the {what} receiver got {frames} frames");
+    }
+    let svc = ffprobe(&[
+        "-show_entries",
+        "program_tags=service_name",
+        "-of",
+        "csv=p=0",
+        listened.to_str().unwrap(),
+    ]);
+    assert!(svc.contains("CETV-4"), "{svc}");
+}

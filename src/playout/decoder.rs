@@ -19,8 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a decoder may produce nothing, or lag behind real time, before it is given up.
+/// How long a decoder may produce nothing, or lag behind real time, before it is given up: on
+/// air, and when rendering. A render has no deadline to keep, and on a busy machine a healthy
+/// decoder can be starved of the CPU for a second; giving it up would put slate in the output.
 pub const STALL: Duration = Duration::from_secs(1);
+pub const RENDER_STALL: Duration = Duration::from_secs(5);
 /// How long opening (preroll and seek) may take; also the I/O timeout of network sources.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A gap in the decoded pictures or sound longer than this is reported as damaged media.
@@ -75,6 +78,8 @@ pub struct Decoder {
     /// the newest item-local frame the media has delivered.
     waiting_since: Option<Instant>,
     clock: Option<(Instant, Frames)>,
+    /// The stall limit in force ([`STALL`] or [`RENDER_STALL`]).
+    stall: Duration,
     newest: Frames,
 }
 
@@ -194,6 +199,7 @@ impl Decoder {
             holes,
             waiting_since: None,
             clock: None,
+            stall: STALL,
             newest: offset - 1,
         };
         d.pipeline
@@ -246,6 +252,16 @@ impl Decoder {
     }
 
     /// Why the pictures ended early, if they did.
+    /// Use the render stall limit instead of the on-air one.
+    pub fn rendering(mut self) -> Decoder {
+        self.stall = RENDER_STALL;
+        self
+    }
+
+    pub fn stall_limit(&self) -> Duration {
+        self.stall
+    }
+
     pub fn ended(&self) -> Option<&Ended> {
         self.ended.as_ref()
     }
@@ -405,12 +421,12 @@ impl Decoder {
     fn watchdog(&mut self, covered: Frames) -> Option<Ended> {
         let now = Instant::now();
         let since = *self.waiting_since.get_or_insert(now);
-        if now - since > STALL {
+        if now - since > self.stall {
             return Some(Ended::Stalled);
         }
         let (t0, k0) = self.clock?;
         let due = t0 + Duration::from_nanos(self.rate.nanos(covered + 1 - k0).max(0) as u64);
-        (now > due + STALL).then_some(Ended::Slow)
+        (now > due + self.stall).then_some(Ended::Slow)
     }
 
     fn fifo_end(&self) -> i64 {

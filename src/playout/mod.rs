@@ -96,14 +96,19 @@ impl Opening {
     }
 
     /// The decoder, waiting for it until `deadline` (real time) or as long as an open may
-    /// take (render).
+    /// take (render, which then keeps the render stall limit).
     fn wait(self, deadline: Option<Instant>) -> Result<Decoder, String> {
         let limit = deadline.map_or(decoder::OPEN_TIMEOUT + decoder::STALL, |d| {
             d.saturating_duration_since(Instant::now())
         });
-        self.rx
+        let opened = self
+            .rx
             .recv_timeout(limit)
-            .unwrap_or_else(|_| Err("the media did not open in time".into()))
+            .unwrap_or_else(|_| Err("the media did not open in time".into()));
+        match deadline {
+            Some(_) => opened,
+            None => opened.map(Decoder::rendering),
+        }
     }
 }
 
@@ -417,6 +422,11 @@ pub fn run(r: Run) -> Result<Summary, String> {
         let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
         if let Some(why) = ended.filter(|_| picture.is_none() && !a.ended_logged) {
             a.ended_logged = true;
+            let limit = a
+                .decoder
+                .as_ref()
+                .map_or(decoder::STALL, Decoder::stall_limit)
+                .as_millis();
             let (kind, detail) = match &why {
                 Ended::Eos => (
                     "ended-early",
@@ -432,16 +442,12 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 ),
                 Ended::Stalled => (
                     "stalled",
-                    format!(
-                        "decoder stalled: no data for {} ms; slate to the slot's end",
-                        decoder::STALL.as_millis()
-                    ),
+                    format!("decoder stalled: no data for {limit} ms; slate to the slot's end"),
                 ),
                 Ended::Slow => (
                     "slow",
                     format!(
-                        "the media arrives slower than real time ({} ms behind); slate to the slot's end",
-                        decoder::STALL.as_millis()
+                        "the media arrives slower than real time ({limit} ms behind); slate to the slot's end"
                     ),
                 ),
             };

@@ -271,16 +271,19 @@ fn media_ahead(svc: &Service) {
             }
         }
         let problems = check::check(&s, today, MEDIA_DAYS);
-        for p in problems
+        let errors: Vec<&check::Problem> = problems
             .iter()
             .filter(|p| p.severity == check::Severity::Error)
-        {
+            .collect();
+        if let Some(first) = errors.first() {
             tracing::warn!(
-                "media problem ahead: {} {} {}: {}",
-                p.at,
-                p.item,
-                p.media,
-                p.message
+                "media check: {} problem(s) in the next {MEDIA_DAYS} days would air slate; the \
+                 first: {} {} {}: {} (all of them: the operator page, /api/status)",
+                errors.len(),
+                first.at,
+                first.item,
+                first.media,
+                first.message
             );
         }
         *svc.media_problems.lock().expect("media") = problems;
