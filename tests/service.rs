@@ -74,7 +74,7 @@ fn free_port() -> u16 {
 }
 
 struct Service {
-    child: Child,
+    child: Killed,
     operator: String,
     public: String,
     state: PathBuf,
@@ -104,7 +104,7 @@ impl Service {
             .spawn()
             .unwrap();
         let s = Service {
-            child,
+            child: Killed(child),
             operator: format!("http://127.0.0.1:{op}"),
             public: format!("http://127.0.0.1:{public}"),
             state: state.to_path_buf(),
@@ -166,9 +166,9 @@ impl Service {
     /// SIGTERM, and insist on a clean exit.
     fn stop(mut self) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.child.0.id().to_string()])
             .status();
-        let status = self.child.wait().unwrap();
+        let status = self.child.0.wait().unwrap();
         assert!(status.success(), "airclass run exited with {status}");
     }
 
@@ -182,14 +182,6 @@ impl Service {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
-    }
-}
-
-impl Drop for Service {
-    /// A failed test must not leave the service running (a stopped one has exited already).
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -403,7 +395,7 @@ fn run_reloads_schedules_at_the_next_boundary_and_obeys_the_operator() {
 
 /// A minimal Chrome DevTools Protocol client over one WebSocket.
 struct Browser {
-    child: Child,
+    _child: Killed,
     ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
     id: u64,
     _profile: tempfile::TempDir,
@@ -427,6 +419,8 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromium is installed");
+        // Killed if the browser never offers a page (a panic below).
+        let child = Killed(child);
         let until = Instant::now() + Duration::from_secs(20);
         let page = loop {
             if let Ok((_, body)) =
@@ -445,7 +439,7 @@ impl Browser {
         };
         let (ws, _) = tungstenite::connect(page).unwrap();
         Browser {
-            child,
+            _child: child,
             ws,
             id: 0,
             _profile: profile,
@@ -491,10 +485,14 @@ impl Browser {
     }
 }
 
-impl Drop for Browser {
+/// A child process killed when this is dropped (when a test fails, too; one that has exited
+/// already is left alone).
+struct Killed(Child);
+
+impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
