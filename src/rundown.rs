@@ -72,6 +72,9 @@ pub struct Rundown {
     pub items: Vec<Item>,
     pub unplaced: Vec<Unplaced>,
     pub warnings: Vec<String>,
+    /// No week file plans this day (or its plan is empty): it airs filler all day, and the
+    /// engine raises one alert for it.
+    pub unscheduled: bool,
 }
 
 impl Rundown {
@@ -99,19 +102,26 @@ pub fn build(schedule: &Schedule, date: NaiveDate) -> Rundown {
         unplaced: Vec::new(),
         warnings: Vec::new(),
     };
-    match schedule.day(date) {
+    let unscheduled = match schedule.day(date) {
         Some(plan)
             if !(plan.lessons.is_empty() && plan.extras.is_empty() && plan.pinned.is_empty()) =>
         {
-            b.place(plan, date.pred_opt().and_then(|d| schedule.day(d)))
+            b.place(plan, date.pred_opt().and_then(|d| schedule.day(d)));
+            false
         }
-        Some(_) => b.warnings.push(format!(
-            "{date} has no entries in its week file; the channel airs filler all day"
-        )),
-        None => b.warnings.push(format!(
-            "no weekly schedule covers {date}; the channel airs filler all day"
-        )),
-    }
+        Some(_) => {
+            b.warnings.push(format!(
+                "{date} has no entries in its week file; the channel airs filler all day"
+            ));
+            true
+        }
+        None => {
+            b.warnings.push(format!(
+                "no weekly schedule covers {date}; the channel airs filler all day"
+            ));
+            true
+        }
+    };
     let items = b.decorate();
     Rundown {
         channel_id: ch.id.clone(),
@@ -120,6 +130,7 @@ pub fn build(schedule: &Schedule, date: NaiveDate) -> Rundown {
         items,
         unplaced: b.unplaced,
         warnings: b.warnings,
+        unscheduled,
     }
 }
 

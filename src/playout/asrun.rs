@@ -40,6 +40,9 @@ pub struct Entry<'a> {
     pub actual_frame: i64,
     /// Output frame count since the engine started.
     pub output_frame: i64,
+    /// The fault's kind (one of `control::FAULT_KINDS`), on `fault` lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

@@ -121,6 +121,7 @@ pub const FAULT_KINDS: &[&str] = &[
     "slow",
     "damaged",
     "overrun",
+    "no-schedule",
 ];
 
 /// How many recent faults the status keeps.

@@ -161,6 +161,8 @@ pub fn run(r: Run) -> Result<Summary, String> {
     let mut on_air: Option<OnAir> = None;
     let mut preparing: Option<Opening> = None;
     let mut held = false;
+    // The last unscheduled day an alert was raised for.
+    let mut alerted = None;
     let mut n: Frames = 0;
     let mut result = Ok(());
     let tz = ch.tz;
@@ -171,6 +173,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
                f: Frames,
                n: Frames,
                planned: Frames,
+               fault: Option<&'static str>,
                detail: Option<String>| {
         asrun.log(&asrun::Entry {
             event: ev,
@@ -184,6 +187,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
             planned_frame: planned,
             actual_frame: f,
             output_frame: n,
+            fault,
             detail,
         });
     };
@@ -208,6 +212,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
             f,
             n,
             item.start,
+            Some(kind),
             Some(detail),
         );
     };
@@ -290,6 +295,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
                     f,
                     n,
                     f,
+                    None,
                     Some(detail),
                 );
             }
@@ -343,6 +349,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
                     old_f,
                     n,
                     old.item.end(),
+                    None,
                     origin.map(|_| "skipped by the operator".to_string()),
                 );
             }
@@ -373,6 +380,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 f,
                 n,
                 item.start,
+                None,
                 detail,
             );
             summary.items += 1;
@@ -392,6 +400,13 @@ pub fn run(r: Run) -> Result<Summary, String> {
                     None
                 }
             };
+            // A day nobody scheduled airs filler: one alert for it, at its first item on air.
+            if rundown.unscheduled && alerted != Some(rundown.day.date) {
+                alerted = Some(rundown.day.date);
+                summary.faults += 1;
+                let why = rundown.warnings.join("; ");
+                fault(&mut asrun, &rundown.day, &item, f, n, "no-schedule", why);
+            }
             preparing = prepare(&sched, &rundown, item.end());
             on_air = Some(OnAir {
                 day: rundown.day,
@@ -538,6 +553,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
             f,
             n,
             a.item.end(),
+            None,
             Some("engine stopped".into()).filter(|_| f < a.item.end()),
         );
     }
