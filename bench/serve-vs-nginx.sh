@@ -13,6 +13,7 @@ rounds=${2:-3}
 for p in nginx-light wrk; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || { echo "apt-get install $p first" >&2; exit 1; }; done
 cargo build --release --locked -q
 work=$(mktemp -d)
+chmod 755 "$work"  # nginx's workers run as nobody: they must be able to read the export
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 target/release/airclass publish schedules/cetv4 --out "$work/export" > /dev/null 2>&1
 nginx_conf() { # port sendfile name
@@ -36,6 +37,13 @@ nginx_conf 18481 on nginx > "$work/nginx.conf" && nginx -c "$work/nginx.conf"
 nginx_conf 18483 off nginx-copy > "$work/nginx-copy.conf" && nginx -c "$work/nginx-copy.conf"
 target/release/airclass serve "$work/export" --bind 127.0.0.1:18482 > /dev/null & echo $! > "$work/airclass.pid"
 sleep 1
+# Each server answers each path with exactly the published bytes (decompressed where asked).
+for p in 18481 18483 18482; do
+  for f in days/2020-02-17.json xmltv.xml; do
+    curl -sf --compressed "http://127.0.0.1:$p/cetv4.example.cn/latest/$f" \
+      | cmp -s - "$work/export/cetv4.example.cn/latest/$f" || { echo "port $p does not serve $f correctly" >&2; exit 1; }
+  done
+done
 worker() { pgrep -P "$(cat "$work/$1.pid")" | head -1; }
 declare -A port=([nginx]=18481 [nginx-copy]=18483 [airclass]=18482)
 declare -A pid=([nginx]=$(worker nginx) [nginx-copy]=$(worker nginx-copy) [airclass]=$(cat "$work/airclass.pid"))
@@ -46,6 +54,10 @@ round() { # server path [header] -> "rps p99ms cpu_us_per_request"
   before=$(ticks "${pid[$1]}")
   wrk -t2 -c64 -d"${secs}s" --latency ${3:+-H "$3"} "http://127.0.0.1:${port[$1]}$2" > "$work/out" 2>&1
   after=$(ticks "${pid[$1]}")
+  # Every answer must have been a 200 with the file: an error page is not a served request.
+  if grep -q -e "Non-2xx" -e "Socket errors" "$work/out"; then
+    echo "$1 $2: wrk saw errors:" >&2; cat "$work/out" >&2; exit 1
+  fi
   awk -v t=$((after - before)) -v hz="$hz" -v s="$secs" '
     /Requests\/sec/ { rps = $2 }
     $1 == "99%" { p = $2; if (p ~ /us$/) p = p / 1000; else if (p ~ /ms$/) p = p + 0; else p = p * 1000 }

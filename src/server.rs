@@ -2,7 +2,9 @@
 //! the right Content-Type and charset, strong ETags from the content and 304s, long-lived
 //! immutable caching for versioned files and short caching for `latest`, precompressed brotli and
 //! gzip chosen by Accept-Encoding with `Vary`, CORS for any origin without credentials, HEAD.
-//! Files are read once and kept in memory; nothing is rendered per request.
+//! Files are read once and kept in memory; nothing is rendered per request. Connections are
+//! hyper's HTTP/1.1 with a bound on every request head (16 KiB, 10 s, also while a kept-alive
+//! connection idles), so slow or idle clients cannot pile up; the operator API uses the same.
 
 use axum::Router;
 use axum::body::Body;
@@ -24,22 +26,40 @@ struct Cached {
 struct State {
     root: PathBuf,
     /// Keyed by the file's real path: a version's files never change, and `latest` resolves to
-    /// a different real path when it moves, so entries never go stale.
+    /// a different real path when it moves, so entries never go stale. Bounded: past
+    /// `MAX_CACHED` entries (old versions being read) it starts afresh.
     cache: RwLock<HashMap<PathBuf, Arc<Cached>>>,
-    /// Request path -> (real path, when resolved): resolving costs several system calls, so it is
-    /// redone at most once a second (a new `latest` is seen within a second of publishing).
-    resolved: RwLock<HashMap<String, (PathBuf, Instant)>>,
-    /// Parsed feeds by real path, for now/next.
-    feeds: RwLock<HashMap<PathBuf, Arc<crate::timetable::Feed>>>,
+    /// Request path -> what it serves: resolving costs several system calls, so it is redone at
+    /// most once a second (a new `latest` is seen within a second of publishing).
+    routes: RwLock<HashMap<String, Route>>,
+    /// Parsed feeds by their ETag, for now/next.
+    feeds: RwLock<HashMap<HeaderValue, Arc<crate::timetable::Feed>>>,
 }
 
+/// What a request path serves, as resolved at `at`.
+#[derive(Clone)]
+struct Route {
+    file: Arc<Cached>,
+    content_type: &'static str,
+    /// Under `versions/`: never changes.
+    immutable: bool,
+    at: Instant,
+}
+
+const MAX_CACHED: usize = 512;
+
+/// A client has this long to send a request's head, also between requests on a kept-alive
+/// connection; a head may be at most `MAX_HEAD` bytes.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_HEAD: usize = 16 * 1024;
+
 /// The router serving `root` (the `publish --out` directory).
-pub fn router(root: &Path) -> Router {
+fn router(root: &Path) -> Router {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let state = Arc::new(State {
         root,
         cache: RwLock::new(HashMap::new()),
-        resolved: RwLock::new(HashMap::new()),
+        routes: RwLock::new(HashMap::new()),
         feeds: RwLock::new(HashMap::new()),
     });
     Router::new()
@@ -47,14 +67,10 @@ pub fn router(root: &Path) -> Router {
             let state = state.clone();
             async move { handle(&state, method, uri, headers) }
         })
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(10),
-        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024))
 }
 
-/// Serve until Ctrl-C or SIGTERM.
+/// `airclass serve`: serve `root` on `addr` until Ctrl-C or SIGTERM.
 pub async fn serve(root: &Path, addr: std::net::SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!(
@@ -62,18 +78,62 @@ pub async fn serve(root: &Path, addr: std::net::SocketAddr) -> std::io::Result<(
         root.display(),
         listener.local_addr()?
     );
-    // Responses are whole files written at once: send them without waiting on Nagle.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    serve_on(listener, root, async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+    })
+    .await;
+    Ok(())
+}
+
+/// Serve the export at `root` on `listener` until `shutdown` completes.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    root: &Path,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    serve_app(listener, router(root), shutdown).await
+}
+
+/// Serve `app` on `listener` over HTTP/1.1 (as CDN origins and operators' tools speak it), with
+/// every request head bounded in size and time, until `shutdown` completes; then let the
+/// requests in progress finish, for at most 5 s.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD);
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of descriptors, say: wait a little rather than spin.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        // Responses are whole files written at once: send them without waiting on Nagle.
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(root))
-        .with_graceful_shutdown(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("signal handler");
-            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
-        })
-        .await
+        let io = hyper_util::rt::TokioIo::new(tcp);
+        let conn = graceful.watch(http.serve_connection(io, service.clone()));
+        tokio::spawn(conn);
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+    }
 }
 
 fn content_type(path: &Path) -> &'static str {
@@ -150,20 +210,18 @@ fn handle(state: &State, method: Method, uri: Uri, headers: HeaderMap) -> Respon
             .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
         return now_next(state, channel, &method, at);
     }
-    let Some((rel, real)) = resolve(state, raw) else {
+    let Some(Route {
+        file,
+        content_type,
+        immutable,
+        ..
+    }) = route(state, raw)
+    else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
-    let Some(file) = load(state, &real) else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
-    };
-
-    let immutable = rel.components().any(|c| c.as_os_str() == "versions");
     let mut r = Response::new(Body::empty());
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&real)),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ETAG, file.etag.clone());
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     h.insert(
@@ -230,20 +288,23 @@ fn now_next(
     method: &Method,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Response {
-    let Some((_, real)) = resolve(state, &format!("/{channel}/latest/feed.json")) else {
+    let Some(latest) = route(state, &format!("/{channel}/latest/feed.json")) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
-    let cached = state.feeds.read().expect("lock").get(&real).cloned();
+    let etag = &latest.file.etag;
+    let cached = state.feeds.read().expect("lock").get(etag).cloned();
     let feed = match cached {
         Some(f) => f,
         None => {
-            let Some(f) = load(state, &real)
-                .and_then(|c| serde_json::from_slice::<crate::timetable::Feed>(&c.body).ok())
-            else {
+            let Ok(f) = serde_json::from_slice::<crate::timetable::Feed>(&latest.file.body) else {
                 return plain(StatusCode::NOT_FOUND, "not found\n");
             };
             let f = Arc::new(f);
-            state.feeds.write().expect("lock").insert(real, f.clone());
+            let mut feeds = state.feeds.write().expect("lock");
+            if feeds.len() >= MAX_CACHED {
+                feeds.clear();
+            }
+            feeds.insert(etag.clone(), f.clone());
             f
         }
     };
@@ -267,14 +328,14 @@ fn now_next(
     r
 }
 
-/// The file a request path names (a directory means its index.html), inside the root, or None.
-fn resolve(state: &State, raw: &str) -> Option<(PathBuf, PathBuf)> {
-    let rel = safe_path(raw)?;
-    if let Some((real, at)) = state.resolved.read().expect("lock").get(raw)
-        && at.elapsed() < Duration::from_secs(1)
+/// What a request path serves (a directory means its index.html), inside the root, or None.
+fn route(state: &State, raw: &str) -> Option<Route> {
+    if let Some(r) = state.routes.read().expect("lock").get(raw)
+        && r.at.elapsed() < Duration::from_secs(1)
     {
-        return Some((rel, real.clone()));
+        return Some(r.clone());
     }
+    let rel = safe_path(raw)?;
     let mut path = state.root.join(&rel);
     if path.is_dir() {
         path = path.join("index.html");
@@ -283,12 +344,18 @@ fn resolve(state: &State, raw: &str) -> Option<(PathBuf, PathBuf)> {
         .canonicalize()
         .ok()
         .filter(|r| r.starts_with(&state.root) && r.is_file())?;
-    let mut map = state.resolved.write().expect("lock");
+    let r = Route {
+        file: load(state, &real)?,
+        content_type: content_type(&real),
+        immutable: rel.components().any(|c| c.as_os_str() == "versions"),
+        at: Instant::now(),
+    };
+    let mut map = state.routes.write().expect("lock");
     if map.len() > 10_000 {
         map.clear();
     }
-    map.insert(raw.to_string(), (real.clone(), Instant::now()));
-    Some((rel, real))
+    map.insert(raw.to_string(), r.clone());
+    Some(r)
 }
 
 /// A request path as a relative path with no `..`, or None.
@@ -334,10 +401,12 @@ fn load(state: &State, real: &Path) -> Option<Arc<Cached>> {
         body: body.into(),
         etag,
     });
-    state
-        .cache
-        .write()
-        .expect("cache lock")
-        .insert(real.to_path_buf(), c.clone());
+    let mut cache = state.cache.write().expect("cache lock");
+    if cache.len() >= MAX_CACHED {
+        // The routes hold files too: let go of both, so memory stays bounded.
+        cache.clear();
+        state.routes.write().expect("lock").clear();
+    }
+    cache.insert(real.to_path_buf(), c.clone());
     Some(c)
 }

@@ -485,6 +485,47 @@ fn serve_gives_cdn_friendly_headers() {
 }
 
 #[test]
+fn serve_bounds_request_heads_in_size_and_time() {
+    use std::io::{Read, Write};
+    let out = tempfile::tempdir().unwrap();
+    publish(&sample(), out.path());
+    let s = serve(out.path());
+    // A head larger than 16 KiB is refused.
+    let big = "x".repeat(20_000);
+    let (st, _, _) = http(&[
+        "-H",
+        &format!("X-Big: {big}"),
+        &format!("http://127.0.0.1:{}/{CH}/latest/feed.json", s.1),
+    ]);
+    assert_eq!(st, 431);
+    // A client that starts a request and never finishes it (slowloris) is cut off after 10 s,
+    // and so is one that keeps an idle connection open after its request.
+    let started = std::time::Instant::now();
+    let mut slow = TcpStream::connect(("127.0.0.1", s.1)).unwrap();
+    slow.write_all(b"GET /cetv4.example.cn/latest/feed.json HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut idle = TcpStream::connect(("127.0.0.1", s.1)).unwrap();
+    idle.write_all(b"GET /cetv4.example.cn/latest/versions.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    for c in [&mut slow, &mut idle] {
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    }
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let took = started.elapsed().as_secs_f64();
+    assert!((9.0..15.0).contains(&took), "cut off after {took:.1} s");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "no answer to half a request"
+    );
+    let mut answer = Vec::new();
+    let _ = idle.read_to_end(&mut answer);
+    let took = started.elapsed().as_secs_f64();
+    assert!(took < 15.0, "idle connection closed after {took:.1} s");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200 OK"));
+}
+
+#[test]
 fn a_publish_killed_midway_leaves_the_previous_version_served() {
     let out = tempfile::tempdir().unwrap();
     let ch = channel_copy(|w| w);

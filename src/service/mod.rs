@@ -202,16 +202,16 @@ pub fn run(o: Options, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<(), S
             }
         }
     };
-    rt.spawn(
-        axum::serve(public, crate::server::router(&svc.feed_dir))
-            .with_graceful_shutdown(stopped())
-            .into_future(),
-    );
-    rt.spawn(
-        axum::serve(operator, operator::router(svc.clone()))
-            .with_graceful_shutdown(stopped())
-            .into_future(),
-    );
+    {
+        let feed = svc.feed_dir.clone();
+        let stopped = stopped();
+        rt.spawn(async move { crate::server::serve_on(public, &feed, stopped).await });
+    }
+    rt.spawn(crate::server::serve_app(
+        operator,
+        operator::router(svc.clone()),
+        stopped(),
+    ));
     rt.spawn(publisher(svc.clone()));
     let _watcher = reload::watch(svc.clone())?;
     {
