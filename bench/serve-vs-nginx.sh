@@ -18,7 +18,7 @@ trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$work"'
 target/release/airclass publish schedules/cetv4 --out "$work/export" > /dev/null 2>&1
 nginx_conf() { # port sendfile name
 cat <<CONF
-worker_processes 1;
+worker_processes auto;  # Debian's default: one worker per core, as airclass runs one thread per core
 pid $work/$3.pid;
 error_log $work/$3-error.log;
 events { worker_connections 1024; }
@@ -44,16 +44,16 @@ for p in 18481 18483 18482; do
       | cmp -s - "$work/export/cetv4.example.cn/latest/$f" || { echo "port $p does not serve $f correctly" >&2; exit 1; }
   done
 done
-worker() { pgrep -P "$(cat "$work/$1.pid")" | head -1; }
+workers() { pgrep -d' ' -P "$(cat "$work/$1.pid")"; }
 declare -A port=([nginx]=18481 [nginx-copy]=18483 [airclass]=18482)
-declare -A pid=([nginx]=$(worker nginx) [nginx-copy]=$(worker nginx-copy) [airclass]=$(cat "$work/airclass.pid"))
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A pid=([nginx]=$(workers nginx) [nginx-copy]=$(workers nginx-copy) [airclass]=$(cat "$work/airclass.pid"))
+ticks() { local p; for p in "$@"; do cat "/proc/$p/stat"; done | awk '{t += $14 + $15} END {print t}'; }
 hz=$(getconf CLK_TCK)
 round() { # server path [header] -> "rps p99ms cpu_us_per_request"
   local before after
-  before=$(ticks "${pid[$1]}")
+  before=$(ticks ${pid[$1]})
   wrk -t2 -c64 -d"${secs}s" --latency ${3:+-H "$3"} "http://127.0.0.1:${port[$1]}$2" > "$work/out" 2>&1
-  after=$(ticks "${pid[$1]}")
+  after=$(ticks ${pid[$1]})
   # Every answer must have been a 200 with the file: an error page is not a served request.
   if grep -q -e "Non-2xx" -e "Socket errors" "$work/out"; then
     echo "$1 $2: wrk saw errors:" >&2; cat "$work/out" >&2; exit 1
