@@ -109,7 +109,7 @@ impl Decoder {
         let (par_n, par_d) = ch.pixel_aspect();
         let vdesc = format!(
             "queue max-size-buffers=4 max-size-bytes=0 max-size-time=0 ! videoconvert ! deinterlace mode=auto \
-             ! videoscale add-borders=true ! videorate \
+             ! videorate ! videoscale add-borders=true \
              ! capsfilter caps=video/x-raw,format=I420,width={},height={},framerate={}/{},pixel-aspect-ratio={par_n}/{par_d} \
              ! appsink name=sink sync=false max-buffers=8 drop=false enable-last-sample=false",
             ch.width, ch.height, ch.rate.num, ch.rate.den
@@ -141,6 +141,17 @@ impl Decoder {
                 && source.find_property("timeout").is_some()
             {
                 source.set_property("timeout", OPEN_TIMEOUT.as_secs() as u32);
+            }
+            None
+        });
+        // One thread per video decoder: libav's frame threads cost a third more CPU time for the
+        // same pictures (bench/cpu-vs-ffmpeg.sh), and the encoder keeps the other cores busy.
+        src.connect("deep-element-added", false, |args| {
+            if let Ok(element) = args[2].get::<gst::Element>()
+                && element.factory().is_some_and(|f| f.name().starts_with("avdec_"))
+                && element.find_property("max-threads").is_some()
+            {
+                element.set_property("max-threads", 1i32);
             }
             None
         });
