@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Timing of real-time playout: `airclass air` of the sample day to UDP for N minutes, with
-# `--shift` mapping the wall clock to 08:04 (the first lessons and breaks follow). A receiver
+# Timing of real-time playout: `airclass air` to UDP for N minutes of a generated test channel
+# whose programmes start every 30 s, white and black in turn (so every
+# start is a clear scene cut), with `--shift` mapping the wall clock to 07:59:55. A receiver
 # stamps each datagram with its kernel arrival time (SO_TIMESTAMPNS) and keeps the stream. Then:
 # - the PCR-vs-arrival line over the whole capture: its slope in ppm (0: the stream's clock runs at
 #   the wall clock's rate), the spread around it, and how the earliest arrivals moved from the
@@ -18,8 +19,37 @@ dpkg-query -W -f='${Status}' ffmpeg 2>/dev/null | grep -q "install ok installed"
 cargo build --release --locked -q
 work=$(mktemp -d)
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-ch=schedules/cetv4
-target/release/airclass media demo "$ch" --date 2020-02-17 --only > /dev/null
+ch=$work/ch
+mkdir -p "$ch/weeks" "$ch/media"
+cat > "$ch/channel.yaml" <<'YAML'
+id: drift.example.cn
+name: drift
+short_name: DRIFT
+timezone: Asia/Shanghai
+broadcast_day_start: "06:00"
+video: { width: 720, height: 576, fps: "25", aspect: "16:9" }
+air_hours: [{ from: "08:00", to: "12:00" }]
+break: { duration: 10m, media: media/filler.mp4 }
+slate: media/filler.mp4
+filler: media/filler.mp4
+output: { service_name: DRIFT, provider_name: bench, program_number: 1, video_kbps: 1800, audio_kbps: 128, mux_kbps: 2400 }
+subjects: [语文]
+YAML
+colours=(white black)  # alternating: every start is a cut of most of the luma range
+for c in "${colours[@]}" purple; do
+  ffmpeg -v error -y -f lavfi -i "color=c=$c:s=720x576:r=25" -f lavfi -i sine=f=440:sample_rate=48000 -t 30 \
+    -pix_fmt yuv420p -c:v libx264 -preset ultrafast -c:a aac "$ch/media/$c.mp4"
+done
+mv "$ch/media/purple.mp4" "$ch/media/filler.mp4"
+/usr/bin/python3 - "$minutes" "${colours[@]}" > "$ch/weeks/2020-W08.yaml" <<'PY'
+import sys
+minutes, colours = int(sys.argv[1]), sys.argv[2:]
+print("week: 2020-W08\nstart: 2020-02-17\ndays:\n  mon:\n    pinned:")
+for i in range(minutes * 2 + 2):
+    s = 8 * 3600 + 30 * i
+    print(f'      - {{ id: p{i}, at: "{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}", title: p{i}, '
+          f'media: media/{colours[i % len(colours)]}.mp4, duration: 30s }}')
+PY
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 secs=$((minutes * 60 + 5))
 # Receiver: the stream to capture.ts, "arrival_ns length" per datagram (binary) to arrivals.
@@ -46,7 +76,7 @@ with open(f"{work}/capture.ts", "wb") as ts, open(f"{work}/arrivals", "wb") as a
         ts.write(data)
         arr.write(struct.pack("<qI", sec * 1_000_000_000 + ns, len(data)))
 PY
-sched=$(date -d "2020-02-17 08:04:00 +0800" +%s)
+sched=$(date -d "2020-02-17 07:59:55 +0800" +%s)
 shift_s=$((sched - $(date +%s)))
 target/release/airclass air "$ch" --output "udp://127.0.0.1:$port" --shift "$shift_s" --for "$secs" \
   --as-run-dir "$work/as-run" > "$work/air.log" 2>&1 || { cat "$work/air.log" >&2; exit 1; }

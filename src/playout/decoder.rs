@@ -148,7 +148,9 @@ impl Decoder {
         // same pictures (bench/cpu-vs-ffmpeg.sh), and the encoder keeps the other cores busy.
         src.connect("deep-element-added", false, |args| {
             if let Ok(element) = args[2].get::<gst::Element>()
-                && element.factory().is_some_and(|f| f.name().starts_with("avdec_"))
+                && element
+                    .factory()
+                    .is_some_and(|f| f.name().starts_with("avdec_"))
                 && element.find_property("max-threads").is_some()
             {
                 element.set_property("max-threads", 1i32);
