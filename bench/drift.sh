@@ -20,21 +20,8 @@ cargo build --release --locked -q
 work=$(mktemp -d)
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 ch=$work/ch
-mkdir -p "$ch/weeks" "$ch/media"
-cat > "$ch/channel.yaml" <<'YAML'
-id: drift.example.cn
-name: drift
-short_name: DRIFT
-timezone: Asia/Shanghai
-broadcast_day_start: "06:00"
-video: { width: 720, height: 576, fps: "25", aspect: "16:9" }
-air_hours: [{ from: "08:00", to: "12:00" }]
-break: { duration: 10m, media: media/filler.mp4 }
-slate: media/filler.mp4
-filler: media/filler.mp4
-output: { service_name: DRIFT, provider_name: bench, program_number: 1, video_kbps: 1800, audio_kbps: 128, mux_kbps: 2400 }
-subjects: [语文]
-YAML
+. bench/test-channel.sh
+test_channel "$ch" DRIFT
 colours=(white black)  # alternating: every start is a cut of most of the luma range
 for c in "${colours[@]}" purple; do
   ffmpeg -v error -y -f lavfi -i "color=c=$c:s=720x576:r=25" -f lavfi -i sine=f=440:sample_rate=48000 -t 30 \

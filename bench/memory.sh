@@ -17,21 +17,8 @@ cargo build --release --locked -q
 work=$(mktemp -d)
 trap 'kill "$(cat "$work/pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$work"' EXIT
 ch=$work/ch
-mkdir -p "$ch/weeks" "$ch/media"
-cat > "$ch/channel.yaml" <<'YAML'
-id: bench.example.cn
-name: bench
-short_name: BENCH
-timezone: Asia/Shanghai
-broadcast_day_start: "06:00"
-video: { width: 720, height: 576, fps: "25", aspect: "16:9" }
-air_hours: [{ from: "08:00", to: "12:00" }]
-break: { duration: 10m, media: media/filler.mp4 }
-slate: media/filler.mp4
-filler: media/filler.mp4
-output: { service_name: BENCH, provider_name: bench, program_number: 1, video_kbps: 1800, audio_kbps: 128, mux_kbps: 2400 }
-subjects: [语文]
-YAML
+. bench/test-channel.sh
+test_channel "$ch" BENCH
 clip() { local out=$1; shift; ffmpeg -v error -y "$@" -t 3 -pix_fmt yuv420p "$out"; }
 clip "$ch/media/a.mp4" -f lavfi -i testsrc2=s=720x576:r=25 -f lavfi -i sine=f=440:sample_rate=48000 -c:v libx264 -preset ultrafast -c:a aac
 clip "$ch/media/b.ts" -f lavfi -i testsrc=s=1280x720:r=30 -f lavfi -i sine=f=330:sample_rate=44100 -c:v mpeg2video -c:a mp2 -ac 1
