@@ -102,26 +102,21 @@ pub fn build(schedule: &Schedule, date: NaiveDate) -> Rundown {
         unplaced: Vec::new(),
         warnings: Vec::new(),
     };
+    // No week file plans this day, or its plan is empty: filler all day, with a warning.
     let unscheduled = match schedule.day(date) {
         Some(plan)
             if !(plan.lessons.is_empty() && plan.extras.is_empty() && plan.pinned.is_empty()) =>
         {
             b.place(plan, date.pred_opt().and_then(|d| schedule.day(d)));
-            false
+            None
         }
-        Some(_) => {
-            b.warnings.push(format!(
-                "{date} has no entries in its week file; the channel airs filler all day"
-            ));
-            true
-        }
-        None => {
-            b.warnings.push(format!(
-                "no weekly schedule covers {date}; the channel airs filler all day"
-            ));
-            true
-        }
+        Some(_) => Some(format!("{date} has no entries in its week file")),
+        None => Some(format!("no weekly schedule covers {date}")),
     };
+    if let Some(why) = &unscheduled {
+        b.warnings
+            .push(format!("{why}; the channel airs filler all day"));
+    }
     let items = b.decorate();
     Rundown {
         channel_id: ch.id.clone(),
@@ -130,7 +125,7 @@ pub fn build(schedule: &Schedule, date: NaiveDate) -> Rundown {
         items,
         unplaced: b.unplaced,
         warnings: b.warnings,
-        unscheduled,
+        unscheduled: unscheduled.is_some(),
     }
 }
 
