@@ -4,13 +4,16 @@
 # to its slot), decoded, conformed (25 fps, 720x576 16:9) and concatenated with filter_complex,
 # encoded as airclass encodes (x264 veryfast zerolatency, CBR 1800 kbit/s with NAL HRD, 2 s GOP,
 # no B-frames, 2 threads; AAC 128 kbit/s 48 kHz stereo) into MPEG-TS at a constant 2400 kbit/s.
-# Reports user+system CPU seconds per hour of output, the ratio airclass/ffmpeg (goal: <= 1.0),
-# each render speed as a multiple of real time, and ffprobe's view of both outputs.
-# Needs: ffmpeg (apt). Usage: bench/cpu-vs-ffmpeg.sh [from, default 08:20] [to, default 08:40]
+# Reports, per round, user+system CPU seconds per hour of output, the ratio airclass/ffmpeg and
+# each render speed as a multiple of real time; then the median ratio (goal: <= 1.0), and
+# ffprobe's view of both outputs. CPU time on a shared machine varies by about 10% from run to
+# run, so one run pair proves little: ROUNDS (default 3) sets how many pairs.
+# Needs: ffmpeg (apt). Usage: [ROUNDS=N] bench/cpu-vs-ffmpeg.sh [from, default 08:20] [to, default 08:40]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 from=${1:-08:20}
 to=${2:-08:40}
+rounds=${ROUNDS:-3}
 dpkg-query -W -f='${Status}' ffmpeg 2>/dev/null | grep -q "install ok installed" || { echo "apt-get install ffmpeg first" >&2; exit 1; }
 cargo build --release --locked -q
 work=$(mktemp -d)
@@ -55,18 +58,37 @@ args += ["-filter_complex", ";".join(vf), "-map", "[v]", "-map", "[a]",
   "-mpegts_pmt_start_pid", "32", "-mpegts_start_pid", "256", out]
 print("\0".join(args), end="")
 PY
+# Rounds alternate which command runs first, so a machine that gets busier or quieter during the
+# run weighs on both alike; each round's ratio compares two runs made minutes apart.
 # Each run: "user sys elapsed" seconds.
-/usr/bin/time -f "%U %S %e" -o "$work/airclass.time" target/release/airclass render "$ch" --date 2020-02-17 \
-  --from "$from" --to "$to" --out "$work/airclass.ts" --as-run-dir "$work/as-run" > /dev/null
-xargs -0 -a "$work/ffmpeg.args" /usr/bin/time -f "%U %S %e" -o "$work/ffmpeg.time" ffmpeg -v error -nostdin -y
+run_airclass() {
+  /usr/bin/time -f "%U %S %e" -o "$work/airclass.time.$1" target/release/airclass render "$ch" --date 2020-02-17 \
+    --from "$from" --to "$to" --out "$work/airclass.ts" --as-run-dir "$work/as-run" > /dev/null
+}
+run_ffmpeg() {
+  xargs -0 -a "$work/ffmpeg.args" /usr/bin/time -f "%U %S %e" -o "$work/ffmpeg.time.$1" ffmpeg -v error -nostdin -y
+}
+for round in $(seq "$rounds"); do
+  if (( round % 2 )); then run_airclass "$round"; run_ffmpeg "$round"; else run_ffmpeg "$round"; run_airclass "$round"; fi
+done
 window=$(( $(date -d "2020-02-17 $to" +%s) - $(date -d "2020-02-17 $from" +%s) ))
-printf "%-9s %-44s %-26s %8s %9s %9s %11s %7s\n" output video audio "secs" "kbit/s" "CPU s" "CPU s/hour" speed
+echo "Outputs (ffprobe):"
 for r in airclass ffmpeg; do
   v=$(ffprobe -v error -select_streams v -show_entries stream=codec_name,profile,width,height,sample_aspect_ratio,r_frame_rate,nb_read_frames -count_frames -of csv=p=0 "$work/$r.ts" | head -1)
   a=$(ffprobe -v error -select_streams a -show_entries stream=codec_name,sample_rate,channels,bit_rate -of csv=p=0 "$work/$r.ts" | head -1)
   secs=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$work/$r.ts" | head -1)
-  read -r user sys wall < "$work/$r.time"
-  awk -v r="$r" -v v="$v" -v a="$a" -v d="$secs" -v b="$(stat -c %s "$work/$r.ts")" -v u="$user" -v s="$sys" -v e="$wall" -v w="$window" 'BEGIN {
-    printf "%-9s %-44s %-26s %8.2f %9.1f %9.1f %11.1f %6.1fx\n", r, v, a, d, b * 8 / d / 1000, u + s, (u + s) * 3600 / w, w / e }'
-done | tee "$work/table"
-awk '{ c[$1] = $(NF - 1) } END { printf "ratio airclass/ffmpeg, CPU seconds per hour of output: %.2f (goal <= 1.0)\n", c["airclass"] / c["ffmpeg"] }' "$work/table"
+  awk -v r="$r" -v v="$v" -v a="$a" -v d="$secs" -v b="$(stat -c %s "$work/$r.ts")" 'BEGIN {
+    printf "  %-9s video %s; audio %s; %.2f s; %.1f kbit/s\n", r, v, a, d, b * 8 / d / 1000 }'
+done
+echo "CPU (user+system) per hour of output, and render speed, for $from-$to ($window s), $rounds rounds:"
+printf "%6s %15s %15s %8s %10s %10s\n" round "airclass CPU s/h" "ffmpeg CPU s/h" ratio "airclass" "ffmpeg"
+for round in $(seq "$rounds"); do
+  read -r au as ae < "$work/airclass.time.$round"
+  read -r fu fs fe < "$work/ffmpeg.time.$round"
+  awk -v n="$round" -v au="$au" -v as="$as" -v ae="$ae" -v fu="$fu" -v fs="$fs" -v fe="$fe" -v w="$window" 'BEGIN {
+    a = (au + as) * 3600 / w; f = (fu + fs) * 3600 / w
+    printf "%6d %15.1f %15.1f %8.3f %9.1fx %9.1fx\n", n, a, f, a / f, w / ae, w / fe }'
+done | tee "$work/rounds"
+sort -n -k4 "$work/rounds" | awk '{ r[NR] = $4 } END {
+  m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+  printf "ratio airclass/ffmpeg, CPU seconds per hour of output: median %.3f, range %.3f-%.3f over %d rounds (goal <= 1.0)\n", m, r[1], r[NR], NR }'

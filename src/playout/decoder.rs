@@ -7,7 +7,7 @@
 //! (stall), data slower than real time, holes in the decoded pictures or sound (damaged data
 //! the decoders concealed), missing tracks.
 
-use super::output::{AUDIO_CHANNELS, AUDIO_RATE};
+use super::output::{AUDIO_CHANNELS, AUDIO_FORMAT, AUDIO_RATE, AUDIO_SAMPLE_BYTES};
 use crate::media::cache::Source;
 use crate::schedule::Channel;
 use crate::time::{FrameRate, Frames};
@@ -28,9 +28,13 @@ pub const RENDER_STALL: Duration = Duration::from_secs(5);
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A gap in the decoded pictures or sound longer than this is reported as damaged media.
 const HOLE: u64 = 100_000_000;
-const BYTES_PER_SAMPLE: usize = 2 * AUDIO_CHANNELS as usize;
-/// Decoded audio kept ahead of the pictures: two seconds.
+const BYTES_PER_SAMPLE: usize = AUDIO_SAMPLE_BYTES * AUDIO_CHANNELS as usize;
+/// Decoded audio kept ahead of the pictures: topped up to two seconds once below one.
 const AUDIO_AHEAD_BYTES: usize = 2 * AUDIO_RATE as usize * BYTES_PER_SAMPLE;
+/// Decoded pictures taken from the appsink at a time (its capacity). Taking them in batches,
+/// and topping the sound up in batches, wakes the decoder's threads once per batch instead of
+/// once per frame: a wake-up of a thread on another core is what the engine spent most on.
+const VIDEO_BATCH: usize = 8;
 
 /// Why a decoder stopped giving pictures before its item ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,11 +65,12 @@ pub struct Decoder {
     looping: bool,
     /// Item-local frame at the decoder's running time 0: the join offset, or where a loop restarted.
     first: Frames,
-    pending: Option<(Frames, gst::Buffer)>,
+    /// Decoded pictures taken from the appsink and not yet aired, in order.
+    ready: VecDeque<(Frames, gst::Buffer)>,
     last: Option<gst::Buffer>,
     ended: Option<Ended>,
     audio_eos: bool,
-    /// Decoded audio not yet aired: interleaved S16LE starting at sample `audio_start`.
+    /// Decoded audio not yet aired: interleaved samples in the output's format, starting at sample `audio_start`.
     fifo: VecDeque<u8>,
     audio_start: i64,
     /// Item-local frame from which the media has no more sound (no track, or it ended).
@@ -108,15 +113,15 @@ impl Decoder {
         };
         let (par_n, par_d) = ch.pixel_aspect();
         let vdesc = format!(
-            "queue max-size-buffers=4 max-size-bytes=0 max-size-time=0 ! videoconvert ! deinterlace mode=auto \
+            "videoconvert ! deinterlace mode=auto \
              ! videorate ! videoscale add-borders=true \
              ! capsfilter caps=video/x-raw,format=I420,width={},height={},framerate={}/{},pixel-aspect-ratio={par_n}/{par_d} \
-             ! appsink name=sink sync=false max-buffers=8 drop=false enable-last-sample=false",
+             ! appsink name=sink sync=false max-buffers={VIDEO_BATCH} drop=false enable-last-sample=false",
             ch.width, ch.height, ch.rate.num, ch.rate.den
         );
         let adesc = format!(
             "queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 ! audioconvert ! audioresample \
-             ! capsfilter caps=audio/x-raw,format=S16LE,layout=interleaved,rate={AUDIO_RATE},channels={AUDIO_CHANNELS} \
+             ! capsfilter caps=audio/x-raw,format={AUDIO_FORMAT},layout=interleaved,rate={AUDIO_RATE},channels={AUDIO_CHANNELS} \
              ! appsink name=sink sync=false max-buffers=200 drop=false enable-last-sample=false"
         );
         let branch = |d: &str| gst::parse::bin_from_description(d, true).map_err(|e| e.to_string());
@@ -202,7 +207,7 @@ impl Decoder {
             rate: ch.rate,
             looping,
             first: offset,
-            pending: None,
+            ready: VecDeque::new(),
             last: None,
             ended: None,
             audio_eos: false,
@@ -317,14 +322,14 @@ impl Decoder {
         }
         self.clock.get_or_insert((Instant::now(), k));
         loop {
-            if let Some((idx, buf)) = self.pending.take() {
+            while let Some((idx, buf)) = self.ready.pop_front() {
                 if idx == k {
                     self.last = Some(buf.clone());
                     return Some(buf);
                 }
                 if idx > k {
                     let hold = self.last.clone().unwrap_or_else(|| buf.clone());
-                    self.pending = Some((idx, buf));
+                    self.ready.push_front((idx, buf));
                     return Some(hold);
                 }
             }
@@ -341,10 +346,19 @@ impl Decoder {
             {
                 Some(s) => {
                     self.waiting_since = None;
-                    let idx = self.local_frame(&s).unwrap_or(k);
-                    self.newest = self.newest.max(idx);
-                    if let Some(buf) = s.buffer_owned() {
-                        self.pending = Some((idx, buf));
+                    // Take what else is decoded, so the decoder is woken once per batch.
+                    let mut next = Some(s);
+                    while let Some(s) = next {
+                        let idx = self
+                            .local_frame(&s)
+                            .unwrap_or_else(|| self.ready.back().map_or(k, |&(i, _)| i + 1));
+                        self.newest = self.newest.max(idx);
+                        if let Some(buf) = s.buffer_owned() {
+                            self.ready.push_back((idx, buf));
+                        }
+                        next = (self.ready.len() < VIDEO_BATCH)
+                            .then(|| self.video.try_pull_sample(gst::ClockTime::ZERO))
+                            .flatten();
                     }
                 }
                 None if self.video.is_eos() => {
@@ -365,7 +379,7 @@ impl Decoder {
         }
     }
 
-    /// The 48 kHz stereo samples (S16LE, interleaved) for item-local frame `k`; silence where the
+    /// The 48 kHz stereo samples (interleaved, in the output's format) for item-local frame `k`; silence where the
     /// media has none, once the pictures have failed, and for what is not ready by `deadline`.
     pub fn audio(&mut self, k: Frames, deadline: Option<Instant>) -> Vec<u8> {
         let (s0, s1) = (
@@ -449,8 +463,12 @@ impl Decoder {
 
     /// Move decoded audio into the FIFO while waiting for pictures, so a demuxer that needs to
     /// push audio is never blocked by us, but only up to a few seconds ahead: beyond that the
-    /// decoder must wait, or it would decode a whole file's audio into memory.
+    /// decoder must wait, or it would decode a whole file's audio into memory. It is topped up
+    /// only once it falls below half, so the audio decoder runs in batches.
     fn drain_audio(&mut self) {
+        if self.fifo.len() >= AUDIO_AHEAD_BYTES / 2 {
+            return;
+        }
         while self.fifo.len() < AUDIO_AHEAD_BYTES {
             match self.audio.try_pull_sample(gst::ClockTime::ZERO) {
                 Some(s) => self.push_audio(&s),

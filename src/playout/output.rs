@@ -76,9 +76,14 @@ pub enum Pace {
 /// muxer puts the PMT on PID 0x20, which it does not let us change).
 pub const VIDEO_PID: u32 = 256;
 pub const AUDIO_PID: u32 = 257;
-/// Audio is always conformed to this before it reaches the output.
+/// Audio is always conformed to this before it reaches the output: interleaved 32-bit float,
+/// the AAC encoder's own sample type, so decoded sound is converted once and never dithered to
+/// 16 bits on the way.
 pub const AUDIO_RATE: u32 = 48_000;
 pub const AUDIO_CHANNELS: u32 = 2;
+pub const AUDIO_FORMAT: &str = "F32LE";
+/// Bytes of one sample of one channel in [`AUDIO_FORMAT`] (silence is all zero bytes).
+pub const AUDIO_SAMPLE_BYTES: usize = 4;
 
 /// A network output and what its sender thread needs.
 enum Network {
@@ -105,16 +110,14 @@ impl Output {
         let live = pace == Pace::RealTime;
         let gop = ch.rate.timecode_base() * 2;
         let mut desc = format!(
-            "appsrc name=v format=time is-live=false block=true max-bytes={vbytes} \
+            "appsrc name=v format=time is-live=false block=true max-bytes=0 max-time={ahead} \
                caps=video/x-raw,format=I420,width={w},height={h},framerate={fn_}/{fd},pixel-aspect-ratio={par_n}/{par_d},interlace-mode=progressive \
-             ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 \
              ! x264enc name=venc bitrate={vk} speed-preset=veryfast tune=zerolatency key-int-max={gop} bframes=0 \
                  vbv-buf-capacity=1000 threads=2 option-string=nal-hrd=cbr:force-cfr=1 \
              ! video/x-h264,profile=main ! h264parse config-interval=-1 \
              ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! mux.sink_{vpid} \
-             appsrc name=a format=time is-live=false block=true max-bytes={abytes} \
-               caps=audio/x-raw,format=S16LE,layout=interleaved,rate={ar},channels={ac},channel-mask=(bitmask)0x3 \
-             ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 \
+             appsrc name=a format=time is-live=false block=true max-bytes=0 max-time={ahead} \
+               caps=audio/x-raw,format={af},layout=interleaved,rate={ar},channels={ac},channel-mask=(bitmask)0x3 \
              ! audioconvert ! avenc_aac bitrate={ab} ! aacparse \
              ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=3000000000 ! mux.sink_{apid} \
              mpegtsmux name=mux alignment=7 bitrate={mb} pcr-interval=1800 pat-interval=9000 pmt-interval=9000 si-interval=9000 \
@@ -128,17 +131,15 @@ impl Output {
             ab = o.audio_kbps * 1000,
             mb = o.mux_kbps as u64 * 1000,
             ar = AUDIO_RATE,
+            af = AUDIO_FORMAT,
             ac = AUDIO_CHANNELS,
             vpid = VIDEO_PID,
             prog = o.program_number,
             apid = AUDIO_PID,
-            // Real time: the engine paces itself, so queues may hold its lead; rendering: backpressure.
-            vbytes = if live {
-                0
-            } else {
-                (ch.width * ch.height * 3 / 2 * 4) as u64
-            },
-            abytes = if live { 0 } else { 64 * 1024 },
+            // The encoders run on the appsrcs' own threads, which also buffer the engine's
+            // output. Real time: the engine paces itself, so they hold its lead (0: no limit);
+            // rendering: backpressure after one second.
+            ahead = if live { 0 } else { 1_000_000_000 },
         );
         for (i, s) in sinks.iter().enumerate() {
             match s {
