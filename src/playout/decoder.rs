@@ -93,6 +93,11 @@ pub fn samples_before(k: Frames, rate: FrameRate) -> i64 {
     ((k as i128 * AUDIO_RATE as i128 * rate.den as i128) / rate.num as i128) as i64
 }
 
+/// Bytes of sound (in the output's format) that item-local frame `k` carries; all zero is silence.
+pub fn frame_sound_bytes(k: Frames, rate: FrameRate) -> usize {
+    (samples_before(k + 1, rate) - samples_before(k, rate)) as usize * BYTES_PER_SAMPLE
+}
+
 impl Decoder {
     /// Open `media` (a path or a URI; a fetched URL plays from the cache), positioned at
     /// item-local frame `offset`. A looping item starts at `offset` modulo the media's length.
@@ -425,7 +430,7 @@ impl Decoder {
             ((s0 - self.audio_start).max(0) as usize * BYTES_PER_SAMPLE).min(self.fifo.len());
         self.fifo.drain(..stale);
         self.audio_start = self.audio_start.max(s0);
-        let want = (s1 - s0) as usize * BYTES_PER_SAMPLE;
+        let want = frame_sound_bytes(k, self.rate);
         let lead = ((self.audio_start - s0) as usize * BYTES_PER_SAMPLE).min(want);
         let mut out = vec![0u8; want];
         let take = (want - lead).min(self.fifo.len());

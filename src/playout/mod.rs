@@ -428,10 +428,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
                 let s = d.audio(k, deadline);
                 (v, s)
             }
-            None => (
-                None,
-                vec![0u8; (samples_before(k + 1, rate) - samples_before(k, rate)) as usize * 4],
-            ),
+            None => (None, vec![0u8; decoder::frame_sound_bytes(k, rate)]),
         };
         let mut faults = Vec::new();
         let ended = a.decoder.as_ref().and_then(|d| d.ended().cloned());
