@@ -304,6 +304,8 @@ pub fn check(
     // Exam-year slots.
     let mut exam_reports = Vec::new();
     let mut exam_ok = true;
+    // The slots held today: only their grade's lessons may air there.
+    let mut held = Vec::new();
     for s in &p.exam_slots {
         let (f, t) = (
             day.frame_of_local(s.from, day_start, tz),
@@ -321,6 +323,9 @@ pub fn check(
             || r.unplaced.iter().any(|u| u.grade == Some(s.grade));
         // A slot is held on days its grade has lessons; on other days it is ordinary air time.
         exam_ok &= !has_lessons || (filled && !foreign);
+        if has_lessons {
+            held.push((f, t));
+        }
         exam_reports.push(ExamSlotReport {
             grade: s.grade.0,
             from: s.from.format("%H:%M").to_string(),
@@ -504,12 +509,13 @@ pub fn check(
     );
 
     // Reruns before filler: inside the air hours filler only where no rerun would fit.
-    let in_windows = |i: &crate::rundown::Item| {
-        windows
+    let overlap = |i: &crate::rundown::Item, spans: &[(Frames, Frames)]| {
+        spans
             .iter()
             .map(|&(f, t)| (i.end().min(t) - i.start.max(f)).max(0))
             .sum::<Frames>()
     };
+    let in_windows = |i: &crate::rundown::Item| overlap(i, &windows);
     let filler_in_hours: Frames = items
         .iter()
         .filter(|i| i.kind == ItemKind::Filler)
@@ -523,7 +529,8 @@ pub fn check(
         .unwrap_or(0);
     let reruns = items.iter().filter(|i| i.rerun_of.is_some()).count();
     // Filler is fine where no rerun fits: no lesson that aired earlier today and has not had its
-    // rerun would fit in it with a break on each side.
+    // rerun would fit in it with a break on each side. A held exam-year slot takes no reruns
+    // (it is its grade's alone), so filler there does not count.
     let rerun_of: std::collections::HashSet<&str> =
         items.iter().filter_map(|i| i.rerun_of.as_deref()).collect();
     let rerun_ok = !p.reruns
@@ -531,7 +538,7 @@ pub fn check(
             .iter()
             .filter(|i| i.kind == ItemKind::Filler)
             .all(|f| {
-                let room = in_windows(f);
+                let room = in_windows(f) - overlap(f, &held);
                 first_lessons()
                     .filter(|l| l.end() <= f.start && !rerun_of.contains(l.id.as_str()))
                     .all(|l| room < l.duration + 2 * p.rest_break_min)
