@@ -241,12 +241,17 @@ fn main() -> ExitCode {
 
 /// glibc gives each thread that allocates its own malloc arena; with a decode pipeline per item
 /// (and GStreamer's threads coming and going) that made memory swing by hundreds of MB. Two
-/// arenas keep it flat; set here so it holds however the binary is started.
+/// arenas keep it flat. Blocks of 256 KB and more (each decoder's picture pools, allocated when
+/// an item opens and freed when it closes) always get their own mapping, returned when freed:
+/// glibc would otherwise raise that threshold past a picture's size after the first free and
+/// carve them from the heap, which fragments over thousands of items. Set here so it holds
+/// however the binary is started.
 fn limit_malloc_arenas() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator settings; called once, before other threads exist.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
 
