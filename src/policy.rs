@@ -515,7 +515,7 @@ pub fn check(
             .map(|&(f, t)| (i.end().min(t) - i.start.max(f)).max(0))
             .sum::<Frames>()
     };
-    let in_windows = |i: &crate::rundown::Item| overlap(i, &windows);
+    let in_windows = |i: &crate::rundown::Item| overlap(i, windows);
     let filler_in_hours: Frames = items
         .iter()
         .filter(|i| i.kind == ItemKind::Filler)

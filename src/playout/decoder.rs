@@ -165,6 +165,11 @@ impl Decoder {
                 && element.find_property("max-threads").is_some()
             {
                 element.set_property("max-threads", 1i32);
+                // Pictures are copied out of libav's frames either way (libav keeps a decoded
+                // reference frame mapped, so a directly rendered one was copied into freshly
+                // allocated memory on every frame); without direct rendering the copy goes into
+                // a buffer from the negotiated pool, reused frame after frame.
+                element.set_property("direct-rendering", false);
             }
             None
         });
