@@ -304,7 +304,8 @@ pub fn check(
     // Exam-year slots.
     let mut exam_reports = Vec::new();
     let mut exam_ok = true;
-    // The slots held today: only their grade's lessons may air there.
+    // The slots held today (their parts inside the air hours): only their grade's lessons may
+    // air there.
     let mut held = Vec::new();
     for s in &p.exam_slots {
         let (f, t) = (
@@ -324,7 +325,12 @@ pub fn check(
         // A slot is held on days its grade has lessons; on other days it is ordinary air time.
         exam_ok &= !has_lessons || (filled && !foreign);
         if has_lessons {
-            held.push((f, t));
+            held.extend(
+                windows
+                    .iter()
+                    .map(|&(wf, wt)| (f.max(wf), t.min(wt)))
+                    .filter(|(a, b)| a < b),
+            );
         }
         exam_reports.push(ExamSlotReport {
             grade: s.grade.0,

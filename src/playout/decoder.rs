@@ -70,7 +70,8 @@ pub struct Decoder {
     last: Option<gst::Buffer>,
     ended: Option<Ended>,
     audio_eos: bool,
-    /// Decoded audio not yet aired: interleaved samples in the output's format, starting at sample `audio_start`.
+    /// Decoded audio not yet aired: interleaved samples in the output's format, starting at
+    /// sample `audio_start`.
     fifo: VecDeque<u8>,
     audio_start: i64,
     /// Item-local frame from which the media has no more sound (no track, or it ended).
@@ -389,8 +390,9 @@ impl Decoder {
         }
     }
 
-    /// The 48 kHz stereo samples (interleaved, in the output's format) for item-local frame `k`; silence where the
-    /// media has none, once the pictures have failed, and for what is not ready by `deadline`.
+    /// The 48 kHz stereo samples (interleaved, in the output's format) for item-local frame `k`;
+    /// silence where the media has none, once the pictures have failed, and for what is not
+    /// ready by `deadline`.
     pub fn audio(&mut self, k: Frames, deadline: Option<Instant>) -> Vec<u8> {
         let (s0, s1) = (
             samples_before(k, self.rate),
