@@ -34,6 +34,16 @@ impl FrameRate {
         (n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0)) as Frames
     }
 
+    /// The frame whose start is nearest to `nanos`: where a picture of other media falls on the
+    /// channel's timeline. A tie (a picture exactly between two frames, like every other field of
+    /// 50i media deinterlaced to 50 pictures a second) goes to the earlier frame, so the picture
+    /// that starts exactly on a frame is the one that frame shows.
+    pub fn frames_nearest(&self, nanos: i128) -> Frames {
+        let d = 2 * self.den as i128 * 1_000_000_000;
+        let n = 2 * nanos * self.num as i128 - self.den as i128 * 1_000_000_000;
+        (n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0)) as Frames
+    }
+
     /// The start of frame `f`, in nanoseconds from frame 0 (exact for 25 fps, rounded for NTSC).
     pub fn nanos(&self, f: Frames) -> i128 {
         (f as i128 * self.den as i128 * 1_000_000_000).div_euclid(self.num as i128)
@@ -227,6 +237,25 @@ pub fn local_to_utc(date: NaiveDate, time: NaiveTime, tz: Tz) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pictures_fall_on_the_nearest_frame() {
+        let pal = FrameRate::PAL;
+        let ms = |m: i128| m * 1_000_000;
+        // 50 pictures a second: the one between two frames goes to the earlier one.
+        let at: Vec<_> = [0, 20, 40, 60, 80]
+            .map(|m| pal.frames_nearest(ms(m)))
+            .into();
+        assert_eq!(at, [0, 0, 1, 1, 2]);
+        // Timestamps a nanosecond off a frame start still land on it.
+        assert_eq!(pal.frames_nearest(ms(40) - 1), 1);
+        assert_eq!(pal.frames_nearest(ms(40) + 1), 1);
+        assert_eq!(pal.frames_nearest(ms(20) + 1), 1);
+        // 30 fps onto 25: 0, 33.3, 66.7, 100, 133.3 ms.
+        let ntsc = FrameRate { num: 30, den: 1 };
+        let at: Vec<_> = (0..6).map(|i| pal.frames_nearest(ntsc.nanos(i))).collect();
+        assert_eq!(at, [0, 1, 2, 2, 3, 4]);
+    }
 
     #[test]
     fn durations_parse_to_frames() {

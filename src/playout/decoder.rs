@@ -120,10 +120,10 @@ impl Decoder {
         let (par_n, par_d) = ch.pixel_aspect();
         let vdesc = format!(
             "videoconvert ! deinterlace mode=auto \
-             ! videorate ! videoscale add-borders=true \
-             ! capsfilter caps=video/x-raw,format=I420,width={},height={},framerate={}/{},pixel-aspect-ratio={par_n}/{par_d} \
+             ! videoscale name=scale add-borders=true \
+             ! capsfilter caps=video/x-raw,format=I420,width={},height={},pixel-aspect-ratio={par_n}/{par_d} \
              ! appsink name=sink sync=false max-buffers={VIDEO_BATCH} drop=false enable-last-sample=false",
-            ch.width, ch.height, ch.rate.num, ch.rate.den
+            ch.width, ch.height
         );
         let adesc = format!(
             "queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 ! audioconvert ! audioresample \
@@ -139,6 +139,8 @@ impl Decoder {
                 .expect("appsink")
         };
         let (video, audio) = (sink(&vbin), sink(&abin));
+        let scale = vbin.by_name("scale").expect("videoscale");
+        one_per_frame(&scale.static_pad("sink").expect("sink pad"), ch.rate);
 
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("uridecodebin")
@@ -170,7 +172,7 @@ impl Decoder {
                 // reference frame mapped, so a directly rendered one was copied into freshly
                 // allocated memory on every frame); without direct rendering the copy goes into
                 // a buffer from the negotiated pool, reused frame after frame.
-                element.set_property("direct-rendering", false);
+                element.set_property("direct-rendering", std::env::var("AC_DR").is_ok());
             }
             None
         });
@@ -281,7 +283,6 @@ impl Decoder {
         }
     }
 
-    /// Why the pictures ended early, if they did.
     /// Use the render stall limit instead of the on-air one.
     pub fn rendering(mut self) -> Decoder {
         self.stall = RENDER_STALL;
@@ -292,6 +293,7 @@ impl Decoder {
         self.stall
     }
 
+    /// Why the pictures ended early, if they did.
     pub fn ended(&self) -> Option<&Ended> {
         self.ended.as_ref()
     }
@@ -313,13 +315,11 @@ impl Decoder {
     /// A hole in the decoded media that starts at or before item-local frame `k` (it is found
     /// while decoding ahead, and reported when it airs): its length in ms and the track.
     pub fn take_hole(&mut self, k: Frames) -> Option<(u64, &'static str)> {
-        let half = self.rate.nanos(1) / 2;
-        let first = self.first;
-        let rate = self.rate;
+        let (first, rate) = (self.first, self.rate);
         let mut holes = self.holes.lock().expect("holes");
         let i = holes
             .iter()
-            .position(|&(at, _, _)| first + rate.frames_floor(at as i128 + half) <= k)?;
+            .position(|&(at, _, _)| first + rate.frames_nearest(at as i128) <= k)?;
         let (_, gap, track) = holes.remove(i);
         Some((gap / 1_000_000, track))
     }
@@ -327,7 +327,21 @@ impl Decoder {
     /// The picture for item-local frame `k` (called with k, k+1, ...), or None once the media has
     /// no more pictures for this item (see `ended`). A frame missing in the media repeats the
     /// previous one; so does a frame not ready by `deadline` (None if there is no previous one).
-    pub fn video(&mut self, k: Frames, deadline: Option<Instant>) -> Option<gst::Buffer> {
+    ///
+    /// `stamp` puts the output timestamps on the picture. It runs here, before the decoder keeps
+    /// a reference for repeats: stamping a shared buffer would copy it, and a pool's buffer whose
+    /// memory is shared with a copy is thrown away instead of reused, so every picture would
+    /// need freshly allocated (and page-faulted) memory.
+    pub fn video(
+        &mut self,
+        k: Frames,
+        deadline: Option<Instant>,
+        stamp: impl Fn(&mut gst::BufferRef),
+    ) -> Option<gst::Buffer> {
+        let stamped = |mut b: gst::Buffer| {
+            stamp(b.make_mut());
+            b
+        };
         if !self.has_video.load(Ordering::SeqCst) {
             self.ended.get_or_insert(Ended::NoVideo);
         }
@@ -335,13 +349,22 @@ impl Decoder {
         loop {
             while let Some((idx, buf)) = self.ready.pop_front() {
                 if idx == k {
+                    // The appsink keeps the last picture it gave until it gives the next one;
+                    // stamping a picture it still holds would copy it, so take the next first.
+                    if self.ready.is_empty()
+                        && !buf.is_writable()
+                        && let Some(s) = self.video.try_pull_sample(gst::ClockTime::ZERO)
+                    {
+                        self.take_pictures(s, idx);
+                    }
+                    let buf = stamped(buf);
                     self.last = Some(buf.clone());
                     return Some(buf);
                 }
                 if idx > k {
                     let hold = self.last.clone().unwrap_or_else(|| buf.clone());
                     self.ready.push_front((idx, buf));
-                    return Some(hold);
+                    return Some(stamped(hold));
                 }
             }
             if self.ended.is_some() {
@@ -355,23 +378,7 @@ impl Decoder {
                 .video
                 .try_pull_sample(gst::ClockTime::from_mseconds(20))
             {
-                Some(s) => {
-                    self.waiting_since = None;
-                    // Take what else is decoded, so the decoder is woken once per batch.
-                    let mut next = Some(s);
-                    while let Some(s) = next {
-                        let idx = self
-                            .local_frame(&s)
-                            .unwrap_or_else(|| self.ready.back().map_or(k, |&(i, _)| i + 1));
-                        self.newest = self.newest.max(idx);
-                        if let Some(buf) = s.buffer_owned() {
-                            self.ready.push_back((idx, buf));
-                        }
-                        next = (self.ready.len() < VIDEO_BATCH)
-                            .then(|| self.video.try_pull_sample(gst::ClockTime::ZERO))
-                            .flatten();
-                    }
-                }
+                Some(s) => self.take_pictures(s, k - 1),
                 None if self.video.is_eos() => {
                     if self.looping && self.restart(k) {
                         continue;
@@ -382,11 +389,31 @@ impl Decoder {
                     if let Some(why) = self.watchdog(self.newest) {
                         self.ended = Some(why);
                     } else if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return self.last.clone();
+                        return self.last.clone().map(stamped);
                     }
                 }
             }
             self.drain_audio();
+        }
+    }
+
+    /// Queue the picture in `first` and what else is decoded, up to a batch, so the decoder is
+    /// woken once per batch; `before` is the frame of the picture before `first` (a picture
+    /// without a timestamp follows it).
+    fn take_pictures(&mut self, first: gst::Sample, before: Frames) {
+        self.waiting_since = None;
+        let mut next = Some(first);
+        while let Some(s) = next {
+            let idx = self
+                .local_frame(&s)
+                .unwrap_or_else(|| self.ready.back().map_or(before, |&(i, _)| i) + 1);
+            self.newest = self.newest.max(idx);
+            if let Some(buf) = s.buffer_owned() {
+                self.ready.push_back((idx, buf));
+            }
+            next = (self.ready.len() < VIDEO_BATCH)
+                .then(|| self.video.try_pull_sample(gst::ClockTime::ZERO))
+                .flatten();
         }
     }
 
@@ -518,8 +545,7 @@ impl Decoder {
     /// The item-local frame a decoded picture belongs to, from its running time.
     fn local_frame(&self, s: &gst::Sample) -> Option<Frames> {
         let rt = running_time(s)?;
-        let half = self.rate.nanos(1) / 2;
-        Some(self.first + self.rate.frames_floor(rt as i128 + half))
+        Some(self.first + self.rate.frames_nearest(rt as i128))
     }
 
     /// Start a looping item's media again from its beginning at item-local frame `k`.
@@ -561,14 +587,7 @@ fn watch_holes(pad: &gst::Pad, holes: Holes, track: &'static str) {
             let mut end = end.lock().expect("hole probe");
             match &info.data {
                 Some(gst::PadProbeData::Buffer(b)) => {
-                    let seg = pad.sticky_event::<gst::event::Segment>(0);
-                    let rt = b.pts().and_then(|pts| {
-                        seg.as_ref()?
-                            .segment()
-                            .downcast_ref::<gst::ClockTime>()?
-                            .to_running_time(pts)
-                    });
-                    if let Some(rt) = rt.map(|t| t.nseconds()) {
+                    if let Some(rt) = pad_running_time(pad, b) {
                         if let Some(prev) = *end
                             && rt > prev + HOLE
                         {
@@ -584,6 +603,46 @@ fn watch_holes(pad: &gst::Pad, holes: Holes, track: &'static str) {
             gst::PadProbeReturn::Ok
         },
     );
+}
+
+/// Pass on only the first picture of each channel frame (by [`FrameRate::frames_nearest`], as
+/// the engine places them): media with more pictures a second than the channel (30 fps, or 50i
+/// deinterlaced to 50) has the extra ones dropped before scaling. This and the engine repeating
+/// a missing frame are the frame-rate conversion. (GStreamer's videorate does the same, but it
+/// keeps a reference to each picture and sends a copy sharing its memory, and a buffer pool
+/// throws such buffers away instead of reusing them: every picture then needed fresh memory.)
+fn one_per_frame(pad: &gst::Pad, rate: FrameRate) {
+    let last = Mutex::new(None::<Frames>);
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
+        move |pad, info| {
+            let mut last = last.lock().expect("frame probe");
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => {
+                    if let Some(rt) = pad_running_time(pad, b) {
+                        let frame = rate.frames_nearest(rt as i128);
+                        if *last == Some(frame) {
+                            // Taken and handled here: GStreamer 1.22 warns about a NULL unref
+                            // when the bindings drop a buffer for a probe returning Drop.
+                            drop(info.take_buffer());
+                            return gst::PadProbeReturn::Handled;
+                        }
+                        *last = Some(frame);
+                    }
+                }
+                Some(gst::PadProbeData::Event(_)) => *last = None,
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// Running time of a buffer arriving at `pad`, by the pad's current segment.
+fn pad_running_time(pad: &gst::Pad, b: &gst::BufferRef) -> Option<u64> {
+    let seg = pad.sticky_event::<gst::event::Segment>(0)?;
+    let seg = seg.segment().downcast_ref::<gst::ClockTime>()?;
+    seg.to_running_time(b.pts()?).map(|t| t.nseconds())
 }
 
 /// Running time of a sample's buffer: time since the decoder's start (or its last seek).

@@ -422,9 +422,13 @@ pub fn run(r: Run) -> Result<Summary, String> {
         }
         let a = on_air.as_mut().expect("on air");
         let k = f - a.origin;
+        let (pts, dur) = (
+            rate.nanos(n) as u64,
+            (rate.nanos(n + 1) - rate.nanos(n)) as u64,
+        );
         let (picture, sound) = match a.decoder.as_mut() {
             Some(d) => {
-                let v = d.video(k, deadline);
+                let v = d.video(k, deadline, |b| stamp_mut(b, pts, dur));
                 let s = d.audio(k, deadline);
                 (v, s)
             }
@@ -499,11 +503,11 @@ pub fn run(r: Run) -> Result<Summary, String> {
         } else {
             (picture, sound)
         };
-        let vbuf = stamp(
-            picture.unwrap_or_else(|| slate.clone()),
-            rate.nanos(n) as u64,
-            (rate.nanos(n + 1) - rate.nanos(n)) as u64,
-        );
+        let vbuf = picture.unwrap_or_else(|| {
+            let mut b = slate.clone();
+            stamp_mut(b.make_mut(), pts, dur);
+            b
+        });
         let abuf = {
             let s0 = samples_before(n, rate);
             let mut b = gst::Buffer::from_mut_slice(sound);
@@ -624,11 +628,6 @@ fn warn_rundown(r: &Rundown) {
     }
 }
 
-fn stamp(mut b: gst::Buffer, pts: u64, dur: u64) -> gst::Buffer {
-    stamp_mut(b.make_mut(), pts, dur);
-    b
-}
-
 fn stamp_mut(b: &mut gst::BufferRef, pts: u64, dur: u64) {
     b.set_pts(gst::ClockTime::from_nseconds(pts));
     b.set_dts(gst::ClockTime::from_nseconds(pts));
@@ -640,7 +639,7 @@ fn stamp_mut(b: &mut gst::BufferRef, pts: u64, dur: u64) {
 fn slate_frame(sched: &Schedule) -> gst::Buffer {
     let ch = &sched.channel;
     if let Ok(mut d) = Decoder::open(&ch.slate, ch, 0, false)
-        && let Some(b) = d.video(0, None)
+        && let Some(b) = d.video(0, None, |_| {})
     {
         return b;
     }
