@@ -172,7 +172,7 @@ impl Decoder {
                 // reference frame mapped, so a directly rendered one was copied into freshly
                 // allocated memory on every frame); without direct rendering the copy goes into
                 // a buffer from the negotiated pool, reused frame after frame.
-                element.set_property("direct-rendering", std::env::var("AC_DR").is_ok());
+                element.set_property("direct-rendering", false);
             }
             None
         });
