@@ -580,29 +580,16 @@ impl Decoder {
 /// Record gaps between consecutive decoded buffers on `pad` (a branch's input) in `holes`;
 /// a flush (seek, loop restart) starts afresh.
 fn watch_holes(pad: &gst::Pad, holes: Holes, track: &'static str) {
-    let end = Mutex::new(None::<u64>);
-    pad.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
-        move |pad, info| {
-            let mut end = end.lock().expect("hole probe");
-            match &info.data {
-                Some(gst::PadProbeData::Buffer(b)) => {
-                    if let Some(rt) = pad_running_time(pad, b) {
-                        if let Some(prev) = *end
-                            && rt > prev + HOLE
-                        {
-                            holes.lock().expect("holes").push((prev, rt - prev, track));
-                        }
-                        let stop = rt + b.duration().map_or(0, |d| d.nseconds());
-                        *end = Some(end.map_or(stop, |e| e.max(stop)));
-                    }
-                }
-                Some(gst::PadProbeData::Event(_)) => *end = None,
-                _ => {}
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
+    by_running_time(pad, move |end: &mut Option<u64>, rt, b| {
+        if let Some(prev) = *end
+            && rt > prev + HOLE
+        {
+            holes.lock().expect("holes").push((prev, rt - prev, track));
+        }
+        let stop = rt + b.duration().map_or(0, |d| d.nseconds());
+        *end = Some(end.map_or(stop, |e| e.max(stop)));
+        true
+    });
 }
 
 /// Pass on only the first picture of each channel frame (by [`FrameRate::frames_nearest`], as
@@ -612,37 +599,50 @@ fn watch_holes(pad: &gst::Pad, holes: Holes, track: &'static str) {
 /// keeps a reference to each picture and sends a copy sharing its memory, and a buffer pool
 /// throws such buffers away instead of reusing them: every picture then needed fresh memory.)
 fn one_per_frame(pad: &gst::Pad, rate: FrameRate) {
-    let last = Mutex::new(None::<Frames>);
+    by_running_time(pad, move |last: &mut Option<Frames>, rt, _| {
+        let frame = rate.frames_nearest(rt as i128);
+        let first = *last != Some(frame);
+        *last = Some(frame);
+        first
+    });
+}
+
+/// A probe on `pad` that calls `each(state, running time, buffer)` for every buffer with a
+/// running time and drops the buffer when it returns false; a flush (seek, loop restart)
+/// resets the state.
+fn by_running_time<S: Default + Send + 'static>(
+    pad: &gst::Pad,
+    each: impl Fn(&mut S, u64, &gst::BufferRef) -> bool + Send + Sync + 'static,
+) {
+    let state = Mutex::new(S::default());
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
         move |pad, info| {
-            let mut last = last.lock().expect("frame probe");
+            let mut state = state.lock().expect("pad probe");
             match &info.data {
                 Some(gst::PadProbeData::Buffer(b)) => {
-                    if let Some(rt) = pad_running_time(pad, b) {
-                        let frame = rate.frames_nearest(rt as i128);
-                        if *last == Some(frame) {
-                            // Taken and handled here: GStreamer 1.22 warns about a NULL unref
-                            // when the bindings drop a buffer for a probe returning Drop.
-                            drop(info.take_buffer());
-                            return gst::PadProbeReturn::Handled;
-                        }
-                        *last = Some(frame);
+                    let seg = pad.sticky_event::<gst::event::Segment>(0);
+                    let rt = b.pts().and_then(|pts| {
+                        seg.as_ref()?
+                            .segment()
+                            .downcast_ref::<gst::ClockTime>()?
+                            .to_running_time(pts)
+                    });
+                    if let Some(rt) = rt
+                        && !each(&mut state, rt.nseconds(), b)
+                    {
+                        // Taken and handled here: GStreamer 1.22 warns about a NULL unref
+                        // when the bindings drop a buffer for a probe returning Drop.
+                        drop(info.take_buffer());
+                        return gst::PadProbeReturn::Handled;
                     }
                 }
-                Some(gst::PadProbeData::Event(_)) => *last = None,
+                Some(gst::PadProbeData::Event(_)) => *state = S::default(),
                 _ => {}
             }
             gst::PadProbeReturn::Ok
         },
     );
-}
-
-/// Running time of a buffer arriving at `pad`, by the pad's current segment.
-fn pad_running_time(pad: &gst::Pad, b: &gst::BufferRef) -> Option<u64> {
-    let seg = pad.sticky_event::<gst::event::Segment>(0)?;
-    let seg = seg.segment().downcast_ref::<gst::ClockTime>()?;
-    seg.to_running_time(b.pts()?).map(|t| t.nseconds())
 }
 
 /// Running time of a sample's buffer: time since the decoder's start (or its last seek).
