@@ -19,6 +19,11 @@ pub struct FrameRate {
     pub den: u32,
 }
 
+/// `n / d` rounded up (towards positive infinity), for `d > 0`.
+fn div_ceil(n: i128, d: i128) -> Frames {
+    (n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0)) as Frames
+}
+
 impl FrameRate {
     pub const PAL: FrameRate = FrameRate { num: 25, den: 1 };
 
@@ -29,9 +34,7 @@ impl FrameRate {
 
     /// Frames in `nanos` nanoseconds, rounded up: the first frame starting at or after it.
     pub fn frames_ceil(&self, nanos: i128) -> Frames {
-        let d = self.den as i128 * 1_000_000_000;
-        let n = nanos * self.num as i128;
-        (n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0)) as Frames
+        div_ceil(nanos * self.num as i128, self.den as i128 * 1_000_000_000)
     }
 
     /// The frame whose start is nearest to `nanos`: where a picture of other media falls on the
@@ -39,9 +42,8 @@ impl FrameRate {
     /// 50i media deinterlaced to 50 pictures a second) goes to the earlier frame, so the picture
     /// that starts exactly on a frame is the one that frame shows.
     pub fn frames_nearest(&self, nanos: i128) -> Frames {
-        let d = 2 * self.den as i128 * 1_000_000_000;
-        let n = 2 * nanos * self.num as i128 - self.den as i128 * 1_000_000_000;
-        (n.div_euclid(d) + i128::from(n.rem_euclid(d) != 0)) as Frames
+        let second = self.den as i128 * 1_000_000_000;
+        div_ceil(2 * nanos * self.num as i128 - second, 2 * second)
     }
 
     /// The start of frame `f`, in nanoseconds from frame 0 (exact for 25 fps, rounded for NTSC).

@@ -503,11 +503,7 @@ pub fn run(r: Run) -> Result<Summary, String> {
         } else {
             (picture, sound)
         };
-        let vbuf = picture.unwrap_or_else(|| {
-            let mut b = slate.clone();
-            stamp_mut(b.make_mut(), pts, dur);
-            b
-        });
+        let vbuf = picture.unwrap_or_else(|| stamp(slate.clone(), pts, dur));
         let abuf = {
             let s0 = samples_before(n, rate);
             let mut b = gst::Buffer::from_mut_slice(sound);
@@ -626,6 +622,11 @@ fn warn_rundown(r: &Rundown) {
     for w in &r.warnings {
         tracing::warn!("{w}");
     }
+}
+
+fn stamp(mut b: gst::Buffer, pts: u64, dur: u64) -> gst::Buffer {
+    stamp_mut(b.make_mut(), pts, dur);
+    b
 }
 
 fn stamp_mut(b: &mut gst::BufferRef, pts: u64, dur: u64) {
