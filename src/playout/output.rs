@@ -152,15 +152,21 @@ impl Output {
                      ! appsink name=net{i} sync={live} ts-offset=-{pre} async=false max-buffers=4000 drop=true enable-last-sample=false ",
                     pre = udp::PREBUFFER.as_nanos()
                 )),
+                // A file written beside other outputs gets a thread of its own, so a slow disk
+                // never holds them up; alone, the muxer's thread writes it.
                 Sink::File(path) => desc.push_str(&format!(
-                    "t. ! queue name=q{i} max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 \
-                     ! filesink location=\"{}\" sync=false async=false ",
+                    "t. ! {} filesink location=\"{}\" sync=false async=false ",
+                    if sinks.len() > 1 {
+                        format!("queue name=q{i} max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 !")
+                    } else {
+                        String::new()
+                    },
                     path.display().to_string().replace('"', "\\\"")
                 )),
             }
         }
         if sinks.is_empty() {
-            desc.push_str("t. ! queue ! fakesink sync=false async=false ");
+            desc.push_str("t. ! fakesink sync=false async=false ");
         }
         let pipeline = gst::parse::launch(&desc)
             .map_err(|e| format!("cannot build the output pipeline: {e}"))?
