@@ -126,7 +126,7 @@ impl Decoder {
             ch.width, ch.height
         );
         let adesc = format!(
-            "queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 ! audioconvert ! audioresample \
+            "audioconvert ! audioresample \
              ! capsfilter caps=audio/x-raw,format={AUDIO_FORMAT},layout=interleaved,rate={AUDIO_RATE},channels={AUDIO_CHANNELS} \
              ! appsink name=sink sync=false max-buffers=200 drop=false enable-last-sample=false"
         );
@@ -350,12 +350,20 @@ impl Decoder {
             while let Some((idx, buf)) = self.ready.pop_front() {
                 if idx == k {
                     // The appsink keeps the last picture it gave until it gives the next one;
-                    // stamping a picture it still holds would copy it, so take the next first.
-                    if self.ready.is_empty()
-                        && !buf.is_writable()
-                        && let Some(s) = self.video.try_pull_sample(gst::ClockTime::ZERO)
-                    {
-                        self.take_pictures(s, idx);
+                    // stamping a picture it still holds would copy it, so take the next first,
+                    // waiting for it up to a frame (a decoder that scales is often only one
+                    // picture ahead), but not past the deadline.
+                    if self.ready.is_empty() && !buf.is_writable() {
+                        let mut wait = Duration::from_nanos(self.rate.nanos(1) as u64);
+                        if let Some(d) = deadline {
+                            wait = wait.min(d.saturating_duration_since(Instant::now()));
+                        }
+                        if let Some(s) = self
+                            .video
+                            .try_pull_sample(gst::ClockTime::from_nseconds(wait.as_nanos() as u64))
+                        {
+                            self.take_pictures(s, idx);
+                        }
                     }
                     let buf = stamped(buf);
                     self.last = Some(buf.clone());
@@ -471,12 +479,11 @@ impl Decoder {
         if take == 0 && (self.audio_eos || !self.has_audio()) {
             self.silent_from.get_or_insert(k);
         }
-        for (o, b) in out[lead..lead + take]
-            .iter_mut()
-            .zip(self.fifo.drain(..take))
-        {
-            *o = b;
-        }
+        let (a, b) = self.fifo.as_slices();
+        let from_a = take.min(a.len());
+        out[lead..lead + from_a].copy_from_slice(&a[..from_a]);
+        out[lead + from_a..lead + take].copy_from_slice(&b[..take - from_a]);
+        self.fifo.drain(..take);
         self.audio_start = s1.max(self.audio_start);
         out
     }
@@ -539,7 +546,7 @@ impl Decoder {
             let skip = ((end - pos) as usize * BYTES_PER_SAMPLE).min(data.len());
             data = &data[skip..];
         }
-        self.fifo.extend(data.iter().copied());
+        self.fifo.extend(data);
     }
 
     /// The item-local frame a decoded picture belongs to, from its running time.
